@@ -1,0 +1,5 @@
+//! Configuration: oslo.config INI or TOML files, environment overrides, one typed model.
+
+mod model;
+
+pub use model::*;

@@ -1,0 +1,1 @@
+//! In-process fakes of the Kubernetes API, Keystone and Masakari, for tests, the simulator and the benchmark.
