@@ -183,8 +183,8 @@ pub fn liveness_deadline(monitoring_interval: Duration) -> Duration {
     monitoring_interval.saturating_mul(LIVENESS_INTERVALS) + LIVENESS_MARGIN
 }
 
-/// A poisoned lock only means another thread panicked while holding an `Instant`, which is
-/// still valid.
+/// Locks `mutex`, recovering from poisoning: a panic elsewhere cannot leave an `Instant`
+/// half-written.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 /// A client without a connection pool: a pooled connection starts an idle timer, which a paused
-/// clock would jump to while a request waits for its answer.
+/// clock would jump to while a request waits for its response.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)

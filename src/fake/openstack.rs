@@ -3,12 +3,12 @@
 //!
 //! Keystone serves version discovery (`GET /`, `GET /v3`) and `POST /v3/auth/tokens`, whose
 //! catalog lists an `instance-ha` endpoint on the same server (`/masakari/v1/<project>`).
-//! Masakari serves `POST .../notifications` and answers as masakari does: 202 with a
+//! Masakari serves `POST .../notifications` and replies as masakari does: 202 with a
 //! `notification_uuid`, 400 for an invalid body or an unknown host, 401 for a wrong token and 409
 //! for a duplicate (same host and payload accepted within the duplicate window, measured on the
 //! tokio clock). Setters script outages, forced statuses and latency at run time.
 //!
-//! An outage of either service answers 503, as a load balancer with no healthy backend does.
+//! An outage of either service returns 503, as a load balancer with no healthy backend does.
 //! Connections are still accepted, because both services share one listener.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -58,7 +58,7 @@ pub enum Endpoint {
     MasakariNotifications,
 }
 
-/// One notification request that passed authentication, with the answer it got.
+/// One notification request that passed authentication, with the reply it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedNotification {
     /// `type`, such as `COMPUTE_HOST`; empty when the body had none.
@@ -68,9 +68,9 @@ pub struct ReceivedNotification {
     pub generated_time: String,
     pub payload: BTreeMap<String, String>,
     pub received_at: Instant,
-    /// HTTP status of the answer.
+    /// HTTP status of the reply.
     pub status: u16,
-    /// Set for 202 answers.
+    /// Set for 202 replies.
     pub notification_uuid: Option<String>,
 }
 
@@ -225,7 +225,7 @@ impl FakeOpenStack {
         format!("{}/v3", self.state.base_url)
     }
 
-    /// The Masakari endpoint the catalog lists.
+    /// Returns the Masakari endpoint the catalog lists.
     pub fn masakari_url(&self) -> String {
         self.state.masakari_url()
     }
@@ -234,23 +234,23 @@ impl FakeOpenStack {
         &self.state.project_id
     }
 
-    /// While down, Masakari answers every request with 503.
+    /// While down, Masakari replies 503 to every request.
     pub fn set_masakari_down(&self, down: bool) {
         self.state.lock().masakari_down = down;
     }
 
-    /// While down, Keystone answers every request with 503.
+    /// While down, Keystone replies 503 to every request.
     pub fn set_keystone_down(&self, down: bool) {
         self.state.lock().keystone_down = down;
     }
 
-    /// Answers authenticated notification requests with this status (and a masakari fault body
-    /// unless it is 202) instead of evaluating them; `None` restores normal answers.
+    /// Replies to authenticated notification requests with this status instead of evaluating
+    /// them, with a masakari fault body unless it is 202. `None` restores normal replies.
     pub fn set_masakari_status(&self, status: Option<u16>) {
         self.state.lock().masakari_status = status;
     }
 
-    /// Delays every answer by this long on the tokio clock, so a paused clock skips it.
+    /// Delays every reply by this long on the tokio clock, so a paused clock skips it.
     pub fn set_latency(&self, latency: Duration) {
         self.state.lock().latency = latency;
     }
@@ -269,12 +269,12 @@ impl FakeOpenStack {
         self.state.lock().tokens.clear();
     }
 
-    /// Every authenticated notification request so far, in arrival order.
+    /// Returns every authenticated notification request so far, in arrival order.
     pub fn received(&self) -> Vec<ReceivedNotification> {
         self.state.lock().received.clone()
     }
 
-    /// Requests to `endpoint` so far, including those answered with an error.
+    /// Requests to `endpoint` so far, including those that got an error.
     pub fn requests(&self, endpoint: Endpoint) -> usize {
         let mutable = self.state.lock();
         mutable.requests.get(&endpoint).copied().unwrap_or(0)
@@ -480,13 +480,13 @@ async fn notifications(
         status: 0,
         notification_uuid: None,
     };
-    let response = answer(&mutable, &parsed, &mut record);
+    let response = reply(&mutable, &parsed, &mut record);
     mutable.received.push(record);
     response
 }
 
-/// Decides the answer in masakari's order: forced status, schema, host, duplicate, accept.
-fn answer(
+/// Builds the reply in masakari's order: forced status, schema, host, duplicate, accept.
+fn reply(
     mutable: &Mutable,
     parsed: &validate::Parsed,
     record: &mut ReceivedNotification,
@@ -547,7 +547,7 @@ fn is_duplicate(mutable: &Mutable, record: &ReceivedNotification) -> bool {
     })
 }
 
-/// A masakari fault body: `{"<faultName>": {"code": <int>, "message": "<text>"}}`.
+/// Builds a masakari fault reply: `{"<faultName>": {"code": <int>, "message": "<text>"}}`.
 fn masakari_fault(status: StatusCode, message: &str) -> Response {
     let name = match status.as_u16() {
         400 => "badRequest",
@@ -561,7 +561,7 @@ fn masakari_fault(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// A Keystone error body: `{"error": {"code", "message", "title"}}`.
+/// Builds a Keystone error reply: `{"error": {"code", "message", "title"}}`.
 fn keystone_error(status: StatusCode, message: &str) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
     let body = json!({"error": {"code": status.as_u16(), "message": message, "title": title}});
@@ -574,7 +574,7 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-/// A random version-4 UUID in its canonical text form.
+/// Generates a random version-4 UUID in its canonical text form.
 fn random_uuid() -> String {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
