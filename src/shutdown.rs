@@ -86,7 +86,11 @@ impl Stage {
 
 impl Shutdown {
     /// Installs SIGTERM and SIGINT handlers on the current tokio runtime and returns the
-    /// shutdown they drive. Call once, from inside the runtime.
+    /// shutdown they drive.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as `tokio::spawn` and `tokio::signal` do.
     pub fn install() -> Result<Shutdown, ShutdownError> {
         use tokio::signal::unix::{SignalKind, signal};
 
