@@ -42,6 +42,7 @@ pub fn api_section(reader: &mut Reader<'_>, defaults: &ApiSection) -> ApiSection
 }
 
 fn auth(reader: &mut Reader<'_>) -> AuthConfig {
+    let errors_before = reader.errors.len();
     let auth_type = reader
         .parse(S, "auth_type", |text| match text.trim() {
             "password" => Ok(Some(AuthType::Password)),
@@ -76,7 +77,9 @@ fn auth(reader: &mut Reader<'_>) -> AuthConfig {
         application_credential_name: reader.string(S, "application_credential_name"),
         application_credential_secret: reader.secret(S, "application_credential_secret"),
     };
-    if !auth.auth_url.is_empty() {
+    // An invalid value already has its error and reads as unset, so the combination checks
+    // would only repeat it.
+    if !auth.auth_url.is_empty() && reader.errors.len() == errors_before {
         let section = reader.resolver.auth_section().unwrap_or(S).to_owned();
         for message in credential_problems(&auth) {
             reader.inconsistent(&section, message);
