@@ -528,3 +528,29 @@ fn empty_configuration_gives_defaults() {
     assert_eq!(loaded.config, expected);
     assert!(!loaded.config.default.hostname.is_empty());
 }
+
+#[test]
+fn auth_section_takes_environment_overrides() {
+    let dir = Dir::new();
+    let file = dir.file(
+        "m.conf",
+        "[api]\nauth_section = Keystone_Authtoken\nauth_type = v3password\n\
+         [keystone_authtoken]\nauth_url = http://k:5000/v3\nusername = u\nuser_domain_id = default\npassword = file\n",
+    );
+    let env = env(&[("OS_KEYSTONE_AUTHTOKEN__PASSWORD", "from-env")]);
+    let loaded = load_args(vec![SourceArg::File(file)], &env).expect("loads");
+    let auth = &loaded.config.api.auth;
+    assert_eq!(
+        auth.auth_type,
+        AuthType::V3Password,
+        "auth_type falls back to [api]"
+    );
+    assert_eq!(auth.password.as_ref().map(|p| p.expose()), Some("from-env"));
+    let section = loaded
+        .effective
+        .iter()
+        .find(|o| o.name == "password")
+        .map(|o| o.section.clone());
+    assert_eq!(section.as_deref(), Some("keystone_authtoken"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
