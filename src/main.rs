@@ -62,7 +62,7 @@ fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("masakari-hostmonitor: cannot start the async runtime: {error}");
+            eprintln!("masakari-hostmonitor: failed to start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
