@@ -74,6 +74,9 @@ fn expected_body() -> Value {
     }})
 }
 
+/// A predicate on the outcome a response must produce.
+type OutcomeCheck = fn(&Outcome) -> bool;
+
 fn fault(name: &str, code: u16, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(code).set_body_json(json!({name: {"code": code, "message": message}}))
 }
@@ -114,7 +117,7 @@ async fn posts_exact_body_with_token() {
 
 #[tokio::test]
 async fn each_status_has_its_outcome() {
-    let cases: Vec<(ResponseTemplate, fn(&Outcome) -> bool)> = vec![
+    let cases: Vec<(ResponseTemplate, OutcomeCheck)> = vec![
         (
             fault(
                 "conflictingRequest",
@@ -189,7 +192,6 @@ async fn timeout_and_connection_errors_are_retryable() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut api = api;
     api.endpoint_override = Some(format!("http://{closed}/v1"));
     api.timeout = Duration::from_secs(5);
     let client = MasakariClient::from_config(&api, Metrics::unregistered()).unwrap();

@@ -221,10 +221,11 @@ impl KeystoneClient {
         rejected: &AuthSession,
     ) -> Result<AuthSession, KeystoneError> {
         let mut state = self.state.lock().await;
-        if let Some(cached) = state.current.as_ref() {
-            if cached.session.generation != rejected.generation && cached.is_fresh() {
-                return Ok(cached.session.clone());
-            }
+        if let Some(cached) = state.current.as_ref()
+            && cached.session.generation != rejected.generation
+            && cached.is_fresh()
+        {
+            return Ok(cached.session.clone());
         }
         state.current = None;
         self.authenticate(&mut state).await
