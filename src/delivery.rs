@@ -174,7 +174,7 @@ pub fn spawn(
     )
 }
 
-/// What every delivery task shares.
+/// State shared by every delivery task.
 struct Shared {
     notifier: Arc<dyn Notifier>,
     semaphore: Arc<Semaphore>,
@@ -205,7 +205,7 @@ struct Delivery {
     cancel: CancellationToken,
 }
 
-/// How a delivery task ended, when it did not end with an [`Outcome`] that closes it.
+/// Reason a delivery task stopped waiting without sending.
 enum Stop {
     Cancelled,
 }

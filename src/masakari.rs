@@ -86,7 +86,7 @@ pub fn format_generated_time(time: Timestamp) -> String {
     )
 }
 
-/// What one POST produced, before classification.
+/// Result of one POST, before classification.
 enum Reply {
     Status {
         status: u16,
@@ -197,7 +197,7 @@ fn classify(reply: Reply) -> Outcome {
         Reply::Status { status: 202, body } => Outcome::Delivered {
             notification_uuid: notification_uuid(&body),
         },
-        // Masakari answers 202, but any success means the notification was accepted.
+        // Masakari returns 202, but any success status means the notification was accepted.
         Reply::Status {
             status: 200..=299,
             body,

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 type Script = Box<dyn Fn(&Notification, Duration, usize) -> Outcome + Send + Sync>;
 
-/// A notifier whose answer is a function of the host, the time since the test started and the
+/// A notifier whose outcome is a function of the host, the time since the test started and the
 /// number of earlier calls for that host.
 struct FakeNotifier {
     script: Script,

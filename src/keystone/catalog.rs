@@ -32,9 +32,9 @@ pub struct CatalogEndpoint {
 /// Selects the Masakari endpoint URL as keystoneauth does.
 ///
 /// Services of type `instance-ha` are searched before those of its alias `ha`. An endpoint
-/// matches when its interface (with a `publicURL`-style `URL` suffix removed) equals `interface`
-/// and its `region_id`, or else its `region`, equals `region`; an empty `region` matches every
-/// endpoint. Endpoints with an empty URL are skipped and the first match wins.
+/// matches when its interface equals `interface`, ignoring a `publicURL`-style `URL` suffix.
+/// Its `region_id`, or else its `region`, must equal `region`, unless `region` is empty.
+/// Endpoints with an empty URL are skipped and the first match wins.
 pub fn select_endpoint(
     catalog: &[CatalogService],
     interface: &str,

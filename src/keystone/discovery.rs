@@ -57,7 +57,7 @@ pub(crate) fn v3_root_from_path(auth_url: &str) -> Option<String> {
         .then(|| auth_url.trim_end_matches('/').to_owned())
 }
 
-/// Whether `auth_url` already names the v3 API, which makes discovery unnecessary.
+/// Returns whether `auth_url` already names the v3 API, which makes discovery unnecessary.
 pub(crate) fn names_v3(auth_url: &str) -> bool {
     auth_url.trim_end_matches('/').ends_with("/v3")
 }

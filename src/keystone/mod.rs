@@ -1,7 +1,7 @@
 //! Keystone v3 authentication: token requests, token caching and the Masakari endpoint.
 //!
 //! [`KeystoneClient`] caches one token and renews it when less than [`MIN_TOKEN_LIFE`] remains
-//! or after Masakari answers 401. A `tokio::sync::Mutex` around the token state makes
+//! or after Masakari returns 401. A `tokio::sync::Mutex` around the token state makes
 //! concurrent callers share one token request.
 
 mod catalog;
@@ -92,7 +92,7 @@ pub enum KeystoneError {
 }
 
 impl KeystoneError {
-    /// Whether the same request may succeed later without a configuration change.
+    /// Returns whether the same request may succeed later without a configuration change.
     pub fn is_retryable(&self) -> bool {
         match self {
             KeystoneError::TokenRequestFailed { .. }
@@ -100,7 +100,7 @@ impl KeystoneError {
             | KeystoneError::ConnectionFailed { .. }
             | KeystoneError::InvalidResponse { .. } => true,
             // Discovery also fails while Keystone is unreachable, but the path rule would give
-            // the same answer on every try.
+            // the same result on every try.
             KeystoneError::DiscoveryFailed { .. }
             | KeystoneError::InvalidConfig { .. }
             | KeystoneError::TlsFileUnreadable { .. }
@@ -359,7 +359,7 @@ impl KeystoneClient {
                 return None;
             }
         };
-        // Keystone answers its root with 300 Multiple Choices.
+        // Keystone returns 300 Multiple Choices for its root URL.
         let status = response.status().as_u16();
         if !(200..=300).contains(&status) {
             warn!(url = %auth_url, status, "Keystone version discovery failed");

@@ -23,7 +23,7 @@ pub(crate) fn token_url(v3_root: &str) -> String {
 
 /// Builds the `POST /v3/auth/tokens` body for the configured plugin.
 ///
-/// The body holds the password or application credential secret: never log it.
+/// The body contains the password or application credential secret: never log it.
 pub(crate) fn token_request_body(auth: &AuthConfig) -> Result<Value, KeystoneError> {
     match auth.auth_type {
         AuthType::Password | AuthType::V3Password => password_body(auth),
