@@ -2,7 +2,7 @@
 //! (wiremock serves real sockets, which a paused clock would race against the request timeout).
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use masakari_hostmonitor::config::{ApiSection, AuthType, Config};
@@ -20,6 +20,7 @@ const PASSWORD: &str = "pw-Zq8!secret";
 const NOTIFICATIONS: &str = "/instance-ha/v1/p1/notifications";
 
 fn api(server: &MockServer) -> ApiSection {
+    captured_logs();
     let mut api = Config::default().api;
     api.auth.auth_type = AuthType::V3Password;
     api.auth.auth_url = format!("{}/identity/v3", server.uri());
@@ -372,19 +373,32 @@ impl io::Write for LogBuffer {
     }
 }
 
+/// Returns the log output of every test in this binary, so the secrets test also checks the
+/// other tests' logs.
+///
+/// One global subscriber, because a thread-local one misses events whose callsites other test
+/// threads registered first.
+fn captured_logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    })
+}
+
 #[tokio::test]
 async fn secrets_never_in_logs_errors_or_debug() {
     const APP_SECRET: &str = "ac-Vv93secret";
     const TOKENS: [&str; 2] = ["gAAAAAtok-first", "gAAAAAtok-second"];
 
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs();
     let mut seen = Vec::new();
 
     // Password flow with a 401 from Masakari, a re-authentication and a 403.
