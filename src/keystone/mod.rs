@@ -31,8 +31,9 @@ pub const MIN_TOKEN_LIFE: Duration = Duration::from_secs(120);
 
 /// Keystone failures.
 ///
-/// [`KeystoneError::is_retryable`] decides which are worth retrying: server errors, timeouts
-/// and connection failures are; rejected credentials and configuration errors are not.
+/// [`KeystoneError::is_retryable`] decides which are worth retrying. Server errors, timeouts
+/// and connection failures are retryable, but rejected credentials and configuration errors
+/// are not.
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoneError {
     #[error("invalid [api] {option}: {problem}")]
@@ -351,8 +352,8 @@ impl KeystoneClient {
         }
     }
 
-    /// Reads the discovery document at `auth_url`. Returns an error when Keystone could not
-    /// answer (timeout, connection, 5xx) and `None` when its reply names no v3 API.
+    /// Reads the discovery document at `auth_url`. Returns an error when Keystone timed out,
+    /// refused the connection or returned 5xx, and `None` when its reply names no v3 API.
     async fn discover(&self, auth_url: &str) -> Result<Option<String>, KeystoneError> {
         let response = self
             .http
