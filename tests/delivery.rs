@@ -504,6 +504,25 @@ async fn held_until_permitted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn dropped_breaker_sender_keeps_last_value() {
+    let fake = FakeNotifier::new(Duration::ZERO, |_, _, _| delivered());
+    let mut queue = Harness::start(fake.clone(), settings());
+    queue.leader.send_replace(false);
+    drop(std::mem::replace(
+        &mut queue.breaker,
+        watch::channel(true).0,
+    ));
+
+    queue.handle.submit(notification("compute-a"));
+    sleep(Duration::from_secs(3600)).await;
+    assert!(fake.calls().is_empty());
+
+    queue.leader.send_replace(true);
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn five_hundred_hosts_concurrently() {
     let fake = FakeNotifier::new(Duration::from_millis(50), |_, _, _| delivered());
     let settings = settings();

@@ -198,22 +198,29 @@ async fn acquire_slot(
     }
 }
 
+/// Waits until either permit channel changes. A channel whose sender is gone keeps its last
+/// value forever, so only the other one is watched after that.
 async fn wait_for_change(
     breaker: &mut watch::Receiver<bool>,
     leader: &mut watch::Receiver<bool>,
     cancel: &CancellationToken,
 ) -> Result<(), Stop> {
-    tokio::select! {
-        _ = cancel.cancelled() => Err(Stop::Cancelled),
-        changed = breaker.changed() => match changed {
-            Ok(()) => Ok(()),
-            // A dropped sender keeps its last value forever: wait for cancel only.
-            Err(_) => { cancel.cancelled().await; Err(Stop::Cancelled) }
-        },
-        changed = leader.changed() => match changed {
-            Ok(()) => Ok(()),
-            Err(_) => { cancel.cancelled().await; Err(Stop::Cancelled) }
-        },
+    let mut breaker_open = true;
+    let mut leader_open = true;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(Stop::Cancelled),
+
+            changed = breaker.changed(), if breaker_open => match changed {
+                Ok(()) => return Ok(()),
+                Err(_) => breaker_open = false,
+            },
+
+            changed = leader.changed(), if leader_open => match changed {
+                Ok(()) => return Ok(()),
+                Err(_) => leader_open = false,
+            },
+        }
     }
 }
 
