@@ -427,3 +427,47 @@ impl CachedToken {
         self.expires.saturating_duration_since(Instant::now()) >= MIN_TOKEN_LIFE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(lifetime: Duration) -> CachedToken {
+        CachedToken {
+            session: AuthSession {
+                token: Secret::new("tok-secret"),
+                endpoint: "http://masakari/v1".into(),
+                generation: 1,
+            },
+            expires: Instant::now() + lifetime,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_stale_two_minutes_before_expiry() {
+        let token = cached(Duration::from_secs(300));
+        assert!(token.is_fresh());
+
+        tokio::time::advance(Duration::from_secs(180)).await;
+        assert!(token.is_fresh(), "exactly 120 s left is still fresh");
+
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!token.is_fresh());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_token_is_stale() {
+        let token = cached(Duration::from_secs(10));
+        assert!(!token.is_fresh());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!token.is_fresh());
+    }
+
+    #[test]
+    fn session_debug_hides_token() {
+        let session = cached(Duration::ZERO).session;
+        let debug = format!("{session:?}");
+        assert!(!debug.contains("tok-secret"), "{debug}");
+        assert!(debug.contains("Secret(***)"), "{debug}");
+    }
+}
