@@ -35,24 +35,30 @@ enum Stop {
     Cancelled,
 }
 
+/// Counters of one notification's attempts.
+#[derive(Default)]
+struct Attempts {
+    /// Attempts made so far, the current one included.
+    count: u32,
+    fast_retries: u32,
+    /// Set after a failed attempt: its request may still have reached Masakari, so a later 409
+    /// means this notification arrived.
+    maybe_arrived: bool,
+}
+
 /// Delivers one notification: waits for the permit and a concurrency slot, sends, and retries
 /// until an outcome closes it or it is cancelled.
 pub(super) async fn deliver(shared: &Shared, delivery: Delivery) {
-    let settings = &shared.settings;
     let host = delivery.notification.host.as_str();
-    let mut attempt: u32 = 0;
-    let mut fast_retries: u32 = 0;
-    // After a failed attempt the request may still have reached Masakari, so a later 409
-    // means this notification arrived.
-    let mut maybe_arrived = false;
+    let mut attempts = Attempts::default();
 
     loop {
         let slot = match acquire_slot(shared, &delivery.cancel).await {
             Ok(slot) => slot,
-            Err(Stop::Cancelled) => return cancelled(shared, host, attempt),
+            Err(Stop::Cancelled) => return cancelled(shared, host, attempts.count),
         };
 
-        attempt += 1;
+        attempts.count += 1;
         let started = Instant::now();
         let outcome = shared.notifier.send(&delivery.notification).await;
         drop(slot);
@@ -61,61 +67,89 @@ pub(super) async fn deliver(shared: &Shared, delivery: Delivery) {
             .delivery_attempt_seconds
             .observe(started.elapsed().as_secs_f64());
 
-        let delay = match outcome {
-            Outcome::Delivered { notification_uuid } => {
-                let uuid = notification_uuid.unwrap_or_default();
-                info!(host, notification = %uuid, outcome = "delivered", attempt, "Notification delivered");
-                return delivered(shared, &delivery);
-            }
-            Outcome::AlreadyKnown { message } if maybe_arrived => {
-                info!(
-                    host,
-                    outcome = "delivered",
-                    attempt,
-                    message = %message,
-                    "Notification delivered by an earlier attempt"
-                );
-                return delivered(shared, &delivery);
-            }
-            Outcome::AlreadyKnown { message } => {
-                info!(host, outcome = "already_known", attempt, message = %message, "Notification already known to Masakari");
-                return shared.metrics.count_notification("already_known");
-            }
-            Outcome::Rejected { message } => {
-                error!(
-                    host,
-                    outcome = "rejected",
-                    attempt,
-                    message = %message,
-                    hint = "check that the host belongs to a failover segment under this name, \
-                            and the [kubernetes] host_name_* options",
-                    "Notification rejected by Masakari"
-                );
-                return shared.metrics.count_notification("rejected");
-            }
-            Outcome::DryRun => return shared.metrics.count_notification("dry_run"),
-            Outcome::ConfigError { reason } => {
-                shared.metrics.count_notification("config_error");
-                error!(
-                    host,
-                    outcome = "config_error",
-                    attempt,
-                    reason = %reason,
-                    retry_in_seconds = settings.slow_retry_interval.as_secs_f64(),
-                    "Notification failed, configuration error"
-                );
-                settings.slow_retry_interval
-            }
-            Outcome::Retryable { reason } => {
-                maybe_arrived = true;
-                shared.metrics.count_notification("retried");
-                retry_delay(shared, host, attempt, &mut fast_retries, &reason)
-            }
+        let Some(delay) = next_step(shared, &delivery, outcome, &mut attempts) else {
+            return;
         };
 
         tokio::select! {
-            _ = delivery.cancel.cancelled() => return cancelled(shared, host, attempt),
+            _ = delivery.cancel.cancelled() => return cancelled(shared, host, attempts.count),
             _ = sleep(delay) => {}
+        }
+    }
+}
+
+/// Logs and counts an outcome. Returns the delay before the next attempt, or `None` when the
+/// outcome closes the notification.
+fn next_step(
+    shared: &Shared,
+    delivery: &Delivery,
+    outcome: Outcome,
+    attempts: &mut Attempts,
+) -> Option<Duration> {
+    let host = delivery.notification.host.as_str();
+    let attempt = attempts.count;
+    match outcome {
+        Outcome::Delivered { notification_uuid } => {
+            let uuid = notification_uuid.unwrap_or_default();
+            info!(host, notification = %uuid, outcome = "delivered", attempt, "Notification delivered");
+            delivered(shared, delivery);
+            None
+        }
+        Outcome::AlreadyKnown { message } if attempts.maybe_arrived => {
+            info!(
+                host,
+                outcome = "delivered",
+                attempt,
+                message = %message,
+                "Notification delivered by an earlier attempt"
+            );
+            delivered(shared, delivery);
+            None
+        }
+        Outcome::AlreadyKnown { message } => {
+            info!(host, outcome = "already_known", attempt, message = %message, "Notification already known to Masakari");
+            shared.metrics.count_notification("already_known");
+            None
+        }
+        Outcome::Rejected { message } => {
+            error!(
+                host,
+                outcome = "rejected",
+                attempt,
+                message = %message,
+                hint = "check that the host belongs to a failover segment under this name, \
+                        and the [kubernetes] host_name_* options",
+                "Notification rejected by Masakari"
+            );
+            shared.metrics.count_notification("rejected");
+            None
+        }
+        Outcome::DryRun => {
+            shared.metrics.count_notification("dry_run");
+            None
+        }
+        Outcome::ConfigError { reason } => {
+            shared.metrics.count_notification("config_error");
+            error!(
+                host,
+                outcome = "config_error",
+                attempt,
+                reason = %reason,
+                retry_in_seconds = shared.settings.slow_retry_interval.as_secs_f64(),
+                "Notification failed, configuration error"
+            );
+            Some(shared.settings.slow_retry_interval)
+        }
+        Outcome::Retryable { reason } => {
+            attempts.maybe_arrived = true;
+            shared.metrics.count_notification("retried");
+            Some(retry_delay(
+                shared,
+                host,
+                attempt,
+                &mut attempts.fast_retries,
+                &reason,
+            ))
         }
     }
 }
