@@ -154,17 +154,17 @@ impl NodeStore {
         let ready_status = record.ready.as_ref().map(|r| r.status.as_str());
         match record.shape {
             Shape::Normal => {
-                debug!(node = %record.name, previous = previous_shape.as_str(), "Node shape normal again");
+                debug!(node = %record.name, previous = %previous_shape.as_str(), "Node shape normal again");
                 return;
             }
             Shape::NoStatus => {
-                info!(node = %record.name, shape = record.shape.as_str(), "Node has no status yet, reading no data");
+                info!(node = %record.name, shape = %record.shape.as_str(), "Node has no status yet, reading no data");
             }
             Shape::DuplicateReady => {
-                warn!(node = %record.name, shape = record.shape.as_str(), chosen = ?ready_status, "Node has several Ready conditions, newest used");
+                warn!(node = %record.name, shape = %record.shape.as_str(), chosen = ?ready_status, "Node has several Ready conditions, newest used");
             }
             _ => {
-                warn!(node = %record.name, shape = record.shape.as_str(), "Node has no Ready condition, reading no data");
+                warn!(node = %record.name, shape = %record.shape.as_str(), "Node has no Ready condition, reading no data");
             }
         }
         self.shape_reports += 1;
