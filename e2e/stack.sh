@@ -121,21 +121,28 @@ spawn() {
     echo $!
 }
 
+# True while PID runs. A zombie counts as stopped: the processes were started by an
+# earlier invocation, so whoever adopted them reaps them, maybe late.
 alive() {
-    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null
+    local stat
+    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
 }
 
 # Stops the process group led by PID, which spawn created. Waits up to 10 s, then kills.
 terminate() {
-    local name=$1 pid=${2:-} i
+    local name=$1 pid=${2:-} i started
     alive "$pid" || return 0
+    started=$(now)
     if [[ $(ps -o pgid= -p "$pid" | tr -d ' ') == "$pid" ]]; then
         kill -TERM -- "-$pid" 2>/dev/null || true
     else
         kill -TERM "$pid" 2>/dev/null || true
     fi
     for i in $(seq 100); do
-        alive "$pid" || { log "stopped $name (pid $pid)"; return 0; }
+        alive "$pid" || { log "stopped $name (pid $pid) in $(elapsed "$started") s"; return 0; }
         sleep 0.1
     done
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
@@ -585,6 +592,7 @@ cmd_restart_keystone() {
 # ---------------------------------------------------------------- engine
 
 RABBIT_BIN=/usr/lib/rabbitmq/bin
+RABBIT_NODENAME=masakari-e2e@localhost
 
 # Installs Debian's rabbitmq-server when it is missing. Returns non-zero with the reason
 # on stderr when that is not possible.
@@ -620,7 +628,7 @@ ensure_rabbitmq() {
 # rabbitmqctl alike.
 rabbit_env() {
     export HOME=$RUN_DIR/rabbitmq
-    export RABBITMQ_NODENAME=masakari-e2e@localhost
+    export RABBITMQ_NODENAME=$RABBIT_NODENAME
     export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
     export RABBITMQ_NODE_PORT=$RABBIT_PORT
     export RABBITMQ_DIST_PORT=$RABBIT_DIST_PORT
@@ -631,6 +639,8 @@ rabbit_env() {
     export RABBITMQ_PID_FILE=$RUN_DIR/rabbitmq/rabbitmq.pid
     export ERL_EPMD_ADDRESS=127.0.0.1
     export ERL_EPMD_PORT=$EPMD_PORT
+    # Erlang distribution listens on every interface unless told otherwise.
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
 start_rabbitmq() {
@@ -648,12 +658,16 @@ start_rabbitmq() {
     RABBIT_PID=$(rabbit_env && spawn rabbitmq "$RABBIT_BIN/rabbitmq-server")
     set_state "RABBIT_PID=$RABBIT_PID" "RABBIT_PORT=$RABBIT_PORT" \
         "RABBIT_DIST_PORT=$RABBIT_DIST_PORT" "EPMD_PORT=$EPMD_PORT"
-    if ! (rabbit_env && timeout "$E2E_START_TIMEOUT" "$RABBIT_BIN/rabbitmqctl" -q await_startup \
-        >>"$LOG_DIR/rabbitmqctl.log" 2>&1); then
-        log "rabbitmq did not start within $E2E_START_TIMEOUT s; last lines of $LOG_DIR/rabbitmq.log:"
-        tail -n 20 "$LOG_DIR/rabbitmq.log" >&2 || true
-        return 1
-    fi
+    local deadline=$((SECONDS + E2E_START_TIMEOUT))
+    until (rabbit_env && "$RABBIT_BIN/rabbitmqctl" -q await_startup --timeout 5 \
+        >>"$LOG_DIR/rabbitmqctl.log" 2>&1); do
+        if ! alive "$RABBIT_PID" || ((SECONDS >= deadline)); then
+            log "rabbitmq did not start within $E2E_START_TIMEOUT s; last lines of its log:"
+            tail -n 20 "$LOG_DIR/rabbitmq.log" "$RUN_DIR/rabbitmq/log/$RABBIT_NODENAME.log" >&2 || true
+            return 1
+        fi
+        sleep 1
+    done
 }
 
 wait_engine_consumer() {
