@@ -447,7 +447,7 @@ cmd_start() {
         cmd_stop
     fi
     mkdir -p "$E2E_HOME" "$LOG_DIR"
-    rm -f "$LOG_DIR"/*.log
+    rm -f "$LOG_DIR"/*.log "$E2E_HOME/host-claims"
     RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/masakari-e2e.XXXXXX")
     mkdir -p "$RUN_DIR/locks"
 
