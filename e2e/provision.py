@@ -12,6 +12,8 @@ Commands:
   masakari                        create the failover segment and register its hosts
   backup SRC DST                  copy an SQLite database consistently
   consumers RABBITMQCTL QUEUE     print the consumer count of QUEUE (0 when absent)
+  maintenance DB true|false HOST...
+                                  set on_maintenance of hosts directly in masakari's database
 """
 
 import json
@@ -261,6 +263,23 @@ def consumers(rabbitmqctl, queue):
     print(0)
 
 
+def maintenance(db, value, hosts):
+    """Sets on_maintenance in the database, because masakari-api refuses every host update
+    while any notification of the segment is new, running or error."""
+    if value not in ("true", "false"):
+        sys.exit(f"provision.py: maintenance value must be true or false, not {value!r}")
+    connection = sqlite3.connect(db, timeout=TIMEOUT_SECONDS)
+    with connection:
+        marks = ",".join("?" * len(hosts))
+        updated = connection.execute(
+            f"UPDATE hosts SET on_maintenance = ? WHERE deleted = 0 AND name IN ({marks})",
+            [1 if value == "true" else 0, *hosts],
+        ).rowcount
+    connection.close()
+    if updated != len(hosts):
+        sys.exit(f"provision.py: {len(hosts)} hosts given, {updated} found in {db}")
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "port-free":
@@ -279,6 +298,8 @@ def main():
         backup(*args)
     elif command == "consumers":
         consumers(*args)
+    elif command == "maintenance":
+        maintenance(args[0], args[1], args[2:])
     else:
         sys.exit(f"provision.py: unknown command {command}")
 

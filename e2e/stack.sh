@@ -10,6 +10,8 @@
 #   status             show the state file and which recorded processes are alive
 #   restart-masakari   stop and start masakari-api only, keeping its database
 #   restart-keystone   stop and start Keystone only (picks up E2E_TOKEN_EXPIRATION)
+#   set-maintenance true|false HOST...
+#                      set on_maintenance of hosts in masakari's database directly
 #   start-engine       start RabbitMQ and masakari-engine, and switch masakari-api to them;
 #                      exits 3 when RabbitMQ cannot be installed or started
 #
@@ -241,6 +243,10 @@ masakari_api_listen_port = $MASAKARI_PORT
 masakari_api_workers = 1
 notification_delay_max = $E2E_NOTIFICATION_DELAY_MAX
 wait_period_after_service_update = 1
+# masakari-engine retries notifications left new (sent before it ran) or in error; the
+# defaults of 60 s and 120 s would let such a retry land in a later test.
+retry_notification_new_status_interval = 5
+process_unfinished_notifications_interval = 5
 nova_catalog_admin_info = compute:nova:publicURL
 os_privileged_user_name = masakari
 os_privileged_user_password = $MASAKARI_PASSWORD
@@ -589,6 +595,13 @@ cmd_restart_keystone() {
     log "keystone restarted in $(elapsed "$started") s"
 }
 
+cmd_set_maintenance() {
+    require_venv
+    load_running_stack
+    [[ $# -ge 2 ]] || die "usage: e2e/stack.sh set-maintenance true|false HOST..."
+    "$PYTHON" "$PROVISION" maintenance "$RUN_DIR/masakari.db" "$@"
+}
+
 # ---------------------------------------------------------------- engine
 
 RABBIT_BIN=/usr/lib/rabbitmq/bin
@@ -714,9 +727,10 @@ main() {
     status) cmd_status ;;
     restart-masakari) cmd_restart_masakari ;;
     restart-keystone) cmd_restart_keystone ;;
+    set-maintenance) shift && cmd_set_maintenance "$@" ;;
     start-engine) cmd_start_engine ;;
     *)
-        echo "usage: e2e/stack.sh install|start|stop|status|restart-masakari|restart-keystone|start-engine" >&2
+        echo "usage: e2e/stack.sh install|start|stop|status|restart-masakari|restart-keystone|set-maintenance|start-engine" >&2
         exit 2
         ;;
     esac

@@ -10,17 +10,25 @@ use support::e2e_stack::Stack;
 
 #[tokio::test]
 async fn notification_roundtrip() {
-    let Some(stack) = Stack::from_env() else { return };
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
     let host = stack.claim_hosts(1).await.remove(0);
     let since = Timestamp::now() - 1.second();
 
     let (status, body) = stack.post_notification(&host, Timestamp::now()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "first notification: {body}");
-    let uuid = body["notification"]["notification_uuid"].as_str().expect("notification_uuid").to_owned();
+    let uuid = body["notification"]["notification_uuid"]
+        .as_str()
+        .expect("notification_uuid")
+        .to_owned();
     assert_eq!(body["notification"]["status"], "new");
 
     let stored = stack.notifications_since(&host, since).await;
-    let uuids: Vec<&str> = stored.iter().filter_map(|n| n["notification_uuid"].as_str()).collect();
+    let uuids: Vec<&str> = stored
+        .iter()
+        .filter_map(|n| n["notification_uuid"].as_str())
+        .collect();
     assert_eq!(uuids, [uuid.as_str()]);
     assert_eq!(stored[0]["type"], "COMPUTE_HOST");
     assert_eq!(stored[0]["payload"]["event"], "STOPPED");
@@ -28,7 +36,9 @@ async fn notification_roundtrip() {
 
 #[tokio::test]
 async fn repeat_within_window_is_duplicate() {
-    let Some(stack) = Stack::from_env() else { return };
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
     let host = stack.claim_hosts(1).await.remove(0);
 
     let (first, body) = stack.post_notification(&host, Timestamp::now()).await;
@@ -39,15 +49,21 @@ async fn repeat_within_window_is_duplicate() {
 
 #[tokio::test]
 async fn unknown_host_is_rejected() {
-    let Some(stack) = Stack::from_env() else { return };
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
 
-    let (status, body) = stack.post_notification("not-registered-host", Timestamp::now()).await;
+    let (status, body) = stack
+        .post_notification("not-registered-host", Timestamp::now())
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]
 async fn app_cred_token_is_accepted() {
-    let Some(stack) = Stack::from_env() else { return };
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
 
     let token = stack.app_cred_token().await;
     let response = stack
@@ -62,7 +78,9 @@ async fn app_cred_token_is_accepted() {
 
 #[tokio::test]
 async fn catalog_lists_instance_ha() {
-    let Some(stack) = Stack::from_env() else { return };
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
 
     let token = stack.token().await;
     let response = stack

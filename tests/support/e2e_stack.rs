@@ -31,9 +31,6 @@ const RABBIT_UNAVAILABLE_EXIT_CODE: i32 = 3;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long [`Stack::set_maintenance`] retries while masakari-api reports the segment busy.
-const HOST_UPDATE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A user name and password with the project they scope to, all in the `Default` domain.
 #[derive(Clone)]
 pub struct PasswordUser {
@@ -190,7 +187,11 @@ impl Stack {
             .send()
             .await
             .expect("Keystone token request is sent");
-        assert_eq!(response.status(), StatusCode::CREATED, "Keystone token request");
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "Keystone token request"
+        );
         response
             .headers()
             .get("X-Subject-Token")
@@ -202,7 +203,11 @@ impl Stack {
 
     /// Sends a COMPUTE_HOST notification the way the monitor does (host stopped,
     /// `host_status` NORMAL, `cluster_status` OFFLINE) and returns the status and body.
-    pub async fn post_notification(&self, host: &str, generated_time: Timestamp) -> (StatusCode, Value) {
+    pub async fn post_notification(
+        &self,
+        host: &str,
+        generated_time: Timestamp,
+    ) -> (StatusCode, Value) {
         let body = json!({"notification": {
             "type": "COMPUTE_HOST",
             "hostname": host,
@@ -238,9 +243,15 @@ impl Stack {
     /// Lists the segment's hosts as masakari-api returns them (`name`, `uuid`,
     /// `on_maintenance`, ...).
     pub async fn list_hosts(&self) -> Vec<Value> {
-        let url = format!("{}/segments/{}/hosts", self.masakari_endpoint, self.segment_uuid);
+        let url = format!(
+            "{}/segments/{}/hosts",
+            self.masakari_endpoint, self.segment_uuid
+        );
         let body = self.get_json(&url, &[]).await;
-        body["hosts"].as_array().cloned().expect("host list has a hosts array")
+        body["hosts"]
+            .as_array()
+            .cloned()
+            .expect("host list has a hosts array")
     }
 
     /// Lists every notification Masakari stored for `host`, newest first.
@@ -260,23 +271,40 @@ impl Stack {
             .unwrap_or_else(|| panic!("host {host} is not registered in the segment"));
         let mut query = vec![("source_host_uuid", uuid.clone())];
         if let Some(since) = since {
-            query.push(("generated-since", since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            query.push((
+                "generated-since",
+                since.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            ));
         }
         // No microversion header: with 1.1 or later masakari-api also fetches the recovery
         // workflow details, which fails while no engine runs.
         let url = format!("{}/notifications", self.masakari_endpoint);
         let body = self.get_json(&url, &query).await;
-        body["notifications"].as_array().cloned().unwrap_or_default()
+        body["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Polls a notification until its status is `status` or `timeout` passes, and returns
     /// the last status seen.
-    pub async fn wait_for_status(&self, notification_uuid: &str, status: &str, timeout: Duration) -> String {
-        let url = format!("{}/notifications/{notification_uuid}", self.masakari_endpoint);
+    pub async fn wait_for_status(
+        &self,
+        notification_uuid: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> String {
+        let url = format!(
+            "{}/notifications/{notification_uuid}",
+            self.masakari_endpoint
+        );
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let body = self.get_json(&url, &[]).await;
-            let current = body["notification"]["status"].as_str().unwrap_or_default().to_owned();
+            let current = body["notification"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             if current == status || std::time::Instant::now() >= deadline {
                 return current;
             }
@@ -284,55 +312,27 @@ impl Stack {
         }
     }
 
-    /// Sets or clears `on_maintenance` on a host. The engine sets it after recovering a host,
+    /// Sets or clears `on_maintenance` on hosts. The engine sets it after recovering a host,
     /// and masakari-api then answers 409 to every notification for that host.
     ///
-    /// masakari-api also answers 409 to any host update while a notification of the segment
-    /// is `new`, `running` or `error`; this retries for [`HOST_UPDATE_TIMEOUT`] so that
-    /// running recoveries can finish. Without the engine, notifications stay `new`, so no
-    /// host can be updated once one exists.
-    pub async fn set_maintenance(&self, host: &str, on_maintenance: bool) {
-        let uuids = self.host_uuids().await;
-        let uuid = uuids
-            .get(host)
-            .unwrap_or_else(|| panic!("host {host} is not registered in the segment"));
-        let url = format!("{}/segments/{}/hosts/{uuid}", self.masakari_endpoint, self.segment_uuid);
-        let deadline = std::time::Instant::now() + HOST_UPDATE_TIMEOUT;
-        loop {
-            let response = self
-                .client
-                .put(&url)
-                .header("X-Auth-Token", self.token().await)
-                .json(&json!({"host": {"on_maintenance": on_maintenance}}))
-                .send()
-                .await
-                .expect("host update is sent");
-            let status = response.status();
-            if status == StatusCode::CONFLICT && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            let body = response.text().await.unwrap_or_default();
-            assert_eq!(status, StatusCode::OK, "update of host {host}: {body}");
+    /// Writes masakari's database through `e2e/stack.sh set-maintenance`: masakari-api
+    /// answers 409 to every host update while any notification of the segment is `new`,
+    /// `running` or `error`, and without the engine notifications stay `new`.
+    pub async fn set_maintenance(&self, hosts: &[String], on_maintenance: bool) {
+        if hosts.is_empty() {
             return;
+        }
+        let mut args = vec![on_maintenance.to_string()];
+        args.extend(hosts.iter().cloned());
+        if let Err((code, output)) = self.run_script("set-maintenance", &args, &[]).await {
+            panic!("e2e/stack.sh set-maintenance failed ({code:?}): {output}");
         }
     }
 
-    /// Clears `on_maintenance` on those of the given hosts that have it set. Notifications
-    /// stay: masakari-api cannot delete them, so tests filter by host and by
-    /// `generated-since` instead.
+    /// Clears `on_maintenance` on the given hosts. Notifications stay: masakari-api cannot
+    /// delete them, so tests filter by host and by `generated-since` instead.
     pub async fn clear_maintenance(&self, hosts: &[String]) {
-        let on_maintenance: Vec<String> = self
-            .list_hosts()
-            .await
-            .iter()
-            .filter(|host| host["on_maintenance"].as_bool() == Some(true))
-            .filter_map(|host| host["name"].as_str().map(str::to_owned))
-            .filter(|name| hosts.contains(name))
-            .collect();
-        for host in &on_maintenance {
-            self.set_maintenance(host, false).await;
-        }
+        self.set_maintenance(hosts, false).await;
     }
 
     /// Claims `count` hosts for one test and clears their maintenance flag.
@@ -349,7 +349,11 @@ impl Stack {
     }
 
     fn claim_from_ledger(&self, count: usize) -> Vec<String> {
-        assert!(count <= self.hosts.len(), "{count} hosts requested, {} registered", self.hosts.len());
+        assert!(
+            count <= self.hosts.len(),
+            "{count} hosts requested, {} registered",
+            self.hosts.len()
+        );
         let path = self.state_path.with_file_name("host-claims");
         let mut file = OpenOptions::new()
             .read(true)
@@ -369,7 +373,10 @@ impl Stack {
             .map(|(index, host)| (ledger.get(host).copied().unwrap_or(i64::MIN), index, host))
             .collect();
         candidates.sort();
-        let claimed: Vec<String> = candidates[..count].iter().map(|(_, _, host)| (*host).clone()).collect();
+        let claimed: Vec<String> = candidates[..count]
+            .iter()
+            .map(|(_, _, host)| (*host).clone())
+            .collect();
 
         for (last, _, host) in &candidates[..count] {
             let age = now.as_second().saturating_sub(*last);
@@ -389,23 +396,29 @@ impl Stack {
 
     /// Restarts masakari-api, keeping its database and configuration.
     pub async fn restart_masakari(&self) {
-        self.run_script("restart-masakari", &[]).await.expect("restart-masakari");
+        self.run_script("restart-masakari", &[], &[])
+            .await
+            .expect("restart-masakari");
     }
 
     /// Restarts masakari-api with another `notification_delay_max` (seconds). The value
     /// stays in force for later tests until changed again.
     pub async fn restart_masakari_with_delay_max(&self, seconds: u64) {
         let value = seconds.to_string();
-        self.run_script("restart-masakari", &[("E2E_NOTIFICATION_DELAY_MAX", &value)])
-            .await
-            .expect("restart-masakari");
+        self.run_script(
+            "restart-masakari",
+            &[],
+            &[("E2E_NOTIFICATION_DELAY_MAX", &value)],
+        )
+        .await
+        .expect("restart-masakari");
     }
 
     /// Restarts Keystone with another token lifetime (seconds). Tokens issued before keep
     /// their expiry. The value stays in force for later tests until changed again.
     pub async fn restart_keystone_with_token_expiration(&self, seconds: u64) {
         let value = seconds.to_string();
-        self.run_script("restart-keystone", &[("E2E_TOKEN_EXPIRATION", &value)])
+        self.run_script("restart-keystone", &[], &[("E2E_TOKEN_EXPIRATION", &value)])
             .await
             .expect("restart-keystone");
     }
@@ -413,7 +426,7 @@ impl Stack {
     /// Starts RabbitMQ and masakari-engine. Returns the reason as `Err` when RabbitMQ is
     /// unavailable, so the test can print it and skip; panics on any other failure.
     pub async fn start_engine(&self) -> Result<(), String> {
-        match self.run_script("start-engine", &[]).await {
+        match self.run_script("start-engine", &[], &[]).await {
             Ok(()) => Ok(()),
             Err((Some(RABBIT_UNAVAILABLE_EXIT_CODE), output)) => Err(output),
             Err((code, output)) => panic!("e2e/stack.sh start-engine failed ({code:?}): {output}"),
@@ -421,10 +434,15 @@ impl Stack {
     }
 
     /// Runs `e2e/stack.sh COMMAND` against this stack's state file.
-    async fn run_script(&self, command: &str, env: &[(&str, &str)]) -> Result<(), (Option<i32>, String)> {
+    async fn run_script(
+        &self,
+        command: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<(), (Option<i32>, String)> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/stack.sh");
         let mut process = tokio::process::Command::new("bash");
-        process.arg(script).arg(command);
+        process.arg(script).arg(command).args(args);
         for key in ["E2E_HOME", "E2E_VENV"] {
             if let Some(value) = self.value(key) {
                 process.env(key, value);
@@ -454,7 +472,8 @@ impl Stack {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {url} returned invalid JSON: {error}"))
+        serde_json::from_str(&body)
+            .unwrap_or_else(|error| panic!("GET {url} returned invalid JSON: {error}"))
     }
 }
 
@@ -469,7 +488,11 @@ fn parse_state(text: &str) -> HashMap<String, String> {
             let value = value
                 .strip_prefix('"')
                 .and_then(|inner| inner.strip_suffix('"'))
-                .or_else(|| value.strip_prefix('\'').and_then(|inner| inner.strip_suffix('\'')))
+                .or_else(|| {
+                    value
+                        .strip_prefix('\'')
+                        .and_then(|inner| inner.strip_suffix('\''))
+                })
                 .unwrap_or(value);
             (key.trim().to_owned(), value.to_owned())
         })
@@ -479,7 +502,8 @@ fn parse_state(text: &str) -> HashMap<String, String> {
 /// Reads the host ledger: one `HOST UNIX_SECONDS` line per claimed host.
 fn read_ledger(file: &mut File) -> HashMap<String, i64> {
     let mut text = String::new();
-    file.read_to_string(&mut text).expect("host ledger is readable");
+    file.read_to_string(&mut text)
+        .expect("host ledger is readable");
     text.lines()
         .filter_map(|line| line.split_once(' '))
         .filter_map(|(host, seconds)| Some((host.to_owned(), seconds.parse().ok()?)))
@@ -487,10 +511,14 @@ fn read_ledger(file: &mut File) -> HashMap<String, i64> {
 }
 
 fn write_ledger(file: &mut File, ledger: &HashMap<String, i64>) {
-    let text: String = ledger.iter().map(|(host, seconds)| format!("{host} {seconds}\n")).collect();
+    let text: String = ledger
+        .iter()
+        .map(|(host, seconds)| format!("{host} {seconds}\n"))
+        .collect();
     file.set_len(0).expect("host ledger truncates");
     file.rewind().expect("host ledger rewinds");
-    file.write_all(text.as_bytes()).expect("host ledger is writable");
+    file.write_all(text.as_bytes())
+        .expect("host ledger is writable");
 }
 
 #[cfg(test)]
