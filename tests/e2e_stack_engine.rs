@@ -20,11 +20,11 @@ async fn engine_finishes_and_sets_maintenance() {
     let Some(stack) = Stack::from_env() else {
         return;
     };
-    if !stack.engine {
-        if let Err(reason) = stack.start_engine().await {
-            eprintln!("skipped: masakari-engine unavailable: {reason}");
-            return;
-        }
+    if !stack.engine
+        && let Err(reason) = stack.start_engine().await
+    {
+        eprintln!("skipped: masakari-engine unavailable: {reason}");
+        return;
     }
     let host = stack.claim_hosts(1).await.remove(0);
 
