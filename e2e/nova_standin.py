@@ -1,9 +1,10 @@
 """Nova stand-in for the end-to-end stack.
 
 Serves the few compute API calls that masakari-api and masakari-engine make for a
-COMPUTE_HOST notification: the nova-compute service list (host registration, disabling the
-service), the server list of a host (always empty, so there is nothing to evacuate) and the
-aggregate list. Every other request gets 404 and is logged, so a new call shows up in the log.
+COMPUTE_HOST notification. These are the nova-compute service list (host registration,
+disabling the service), the server list of a host and the aggregate list. The server list
+is always empty, so there is nothing to evacuate. Every other request gets 404 and is
+logged, so a new call shows up in the log.
 
 Usage: nova_standin.py PORT HOST[,HOST...]
 """

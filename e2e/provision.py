@@ -6,7 +6,7 @@ settings from the environment. Provisioning commands print shell KEY=VALUE lines
 Commands:
   port-free PORT                  exit 0 when 127.0.0.1:PORT can be bound, 1 otherwise
   free-port                       print a port that is free on 127.0.0.1
-  wait-http URL SECONDS PID       wait until URL answers (status < 500) while PID lives
+  wait-http URL SECONDS PID       wait until URL responds (status < 500) while PID lives
   keystone                        create project, user, services, endpoints, app credential
   endpoints                       point the masakari and nova endpoints at the current ports
   masakari                        create the failover segment and register its hosts
@@ -71,7 +71,7 @@ def pid_alive(pid):
         return False
     except PermissionError:
         return True
-    # A zombie child still answers kill(0); look at its state.
+    # kill(0) succeeds for a zombie too, so read the process state.
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
@@ -84,14 +84,14 @@ def wait_http(url, seconds, pid):
     s = session()
     while time.monotonic() < deadline:
         if not pid_alive(pid):
-            sys.exit(f"provision.py: process {pid} exited before {url} answered")
+            sys.exit(f"provision.py: process {pid} exited before {url} responded")
         try:
             if s.get(url, timeout=2).status_code < 500:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    sys.exit(f"provision.py: {url} did not answer within {seconds} s")
+    sys.exit(f"provision.py: {url} did not respond within {seconds} s")
 
 
 def admin_token(s, keystone_url):
@@ -264,7 +264,7 @@ def consumers(rabbitmqctl, queue):
 
 
 def maintenance(db, value, hosts):
-    """Sets on_maintenance in the database, because masakari-api refuses every host update
+    """Sets on_maintenance in the database, because masakari-api rejects every host update
     while any notification of the segment is new, running or error."""
     if value not in ("true", "false"):
         sys.exit(f"provision.py: maintenance value must be true or false, not {value!r}")

@@ -18,6 +18,8 @@
 # Environment (all optional):
 #   E2E_HOME                    state, logs, snapshot and default venv (default <repo>/.e2e)
 #   E2E_VENV                    venv path (default $E2E_HOME/venv); may lie outside the clone
+#   E2E_SNAPSHOT_DIR            snapshot of the provisioned stack (default $E2E_HOME/snapshot);
+#                               may lie outside the clone
 #   E2E_PYTHON                  interpreter for the venv, CPython >= 3.11 (default python3.11,
 #                               else python3)
 #   E2E_KEYSTONE_PORT, E2E_MASAKARI_PORT, E2E_NOVA_PORT
@@ -42,7 +44,7 @@ REPO_DIR=$(dirname "$E2E_DIR")
 E2E_HOME=${E2E_HOME:-$REPO_DIR/.e2e}
 E2E_VENV=${E2E_VENV:-$E2E_HOME/venv}
 STATE_FILE=$E2E_HOME/stack.env
-SNAPSHOT_DIR=$E2E_HOME/snapshot
+SNAPSHOT_DIR=${E2E_SNAPSHOT_DIR:-$E2E_HOME/snapshot}
 LOG_DIR=$E2E_HOME/logs
 E2E_HOSTS=${E2E_HOSTS:-$(seq -s, -f 'compute-%g' 0 11)}
 E2E_SEGMENT_NAME=${E2E_SEGMENT_NAME:-segment-1}
@@ -85,6 +87,8 @@ find_python() {
             return
         fi
     done
+    # NOTE: e2e/constraints.txt was generated on CPython 3.11; other versions may need
+    # other pins.
     die "no CPython >= 3.11 found (keystone 30 and masakari 22 need it); set E2E_PYTHON"
 }
 
@@ -123,8 +127,8 @@ spawn() {
     echo $!
 }
 
-# True while PID runs. A zombie counts as stopped: the processes were started by an
-# earlier invocation, so whoever adopted them reaps them, maybe late.
+# True while PID runs. A zombie counts as stopped, because an earlier invocation started
+# the process and its new parent may reap it late.
 alive() {
     local stat
     [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
@@ -134,9 +138,21 @@ alive() {
 }
 
 # Stops the process group led by PID, which spawn created. Waits up to 10 s, then kills.
+# Leaves PID alone when its command line no longer names the service, because after a
+# reboot the recorded PID may belong to another program.
 terminate() {
-    local name=$1 pid=${2:-} i started
+    local name=$1 pid=${2:-} i started marker
     alive "$pid" || return 0
+    case $name in
+    keystone) marker=keystone_wsgi ;;
+    nova) marker=nova_standin.py ;;
+    rabbitmq) marker=rabbitmq-server ;;
+    *) marker=$name ;;
+    esac
+    if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker"; then
+        log "pid $pid is no longer $name; leaving it alone"
+        return 0
+    fi
     started=$(now)
     if [[ $(ps -o pgid= -p "$pid" | tr -d ' ') == "$pid" ]]; then
         kill -TERM -- "-$pid" 2>/dev/null || true

@@ -3,7 +3,7 @@
 //! The stack writes its URLs, credentials and PIDs to a state file of `KEY=VALUE` lines;
 //! `MASAKARI_E2E_STACK` holds that file's path. Without it the end-to-end tests skip.
 //!
-//! Masakari offers no way to delete notifications, and it answers 409 to a notification
+//! Masakari offers no way to delete notifications, and it returns 409 for a notification
 //! for the same host and payload whose `generated_time` lies within 180 s of an earlier one.
 //! Tests therefore claim their own hosts with [`Stack::claim_hosts`], which hands out the
 //! least recently claimed of the registered hosts across all test processes, and query
@@ -313,10 +313,10 @@ impl Stack {
     }
 
     /// Sets or clears `on_maintenance` on hosts. The engine sets it after recovering a host,
-    /// and masakari-api then answers 409 to every notification for that host.
+    /// and masakari-api then returns 409 for every notification for that host.
     ///
     /// Writes masakari's database through `e2e/stack.sh set-maintenance`: masakari-api
-    /// answers 409 to every host update while any notification of the segment is `new`,
+    /// returns 409 for every host update while any notification of the segment is `new`,
     /// `running` or `error`, and without the engine notifications stay `new`.
     pub async fn set_maintenance(&self, hosts: &[String], on_maintenance: bool) {
         if hosts.is_empty() {
