@@ -325,3 +325,26 @@ async fn short_break_keeps_readings() {
     tokio::time::advance(Duration::from_secs(25)).await;
     assert_eq!(store.snapshot(Instant::now()).hosts[0].reading, Reading::Up);
 }
+
+#[test]
+fn snapshot_of_ten_thousand_nodes_is_fast() {
+    use masakari_hostmonitor::fake::kube_api::NodeFixture;
+
+    let mut store = store();
+    let template = NodeFixture::ready("compute-00000").to_json();
+    for i in 0..10_000 {
+        let mut json = template.clone();
+        json["metadata"]["name"] = format!("compute-{i:05}").into();
+        json["metadata"]["uid"] = format!("uid-{i:05}").into();
+        store.apply(serde_json::from_value(json).unwrap());
+    }
+    assert_eq!(store.len(), 10_000);
+
+    let started = std::time::Instant::now();
+    let snapshot = store.snapshot(Instant::now());
+    let elapsed = started.elapsed();
+    assert_eq!(snapshot.hosts.len(), 10_000);
+    assert_eq!(snapshot.hosts[0].host, "compute-00000");
+    // The target is 10 ms in a release build; debug builds get a wide margin.
+    assert!(elapsed < Duration::from_millis(200), "{elapsed:?}");
+}
