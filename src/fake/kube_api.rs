@@ -97,7 +97,7 @@ struct Counters {
 
 struct State {
     resource_version: u64,
-    nodes: BTreeMap<String, Arc<Value>>,
+    nodes: BTreeMap<String, Arc<StoredNode>>,
     /// Node events newer than `compacted_rv`, oldest first.
     history: VecDeque<Arc<NodeEvent>>,
     /// Events up to this resourceVersion are forgotten.
@@ -119,9 +119,16 @@ struct NodeEvent {
     kind: EventType,
     name: String,
     /// The Node after the change (for DELETED, its last state with the deletion's RV).
-    object: Arc<Value>,
+    object: Arc<StoredNode>,
     /// The Node before the change.
-    previous: Option<Arc<Value>>,
+    previous: Option<Arc<StoredNode>>,
+}
+
+/// A Node as served: its JSON text, kept serialized to use about as much memory as the text,
+/// and its labels for selectors.
+struct StoredNode {
+    json: Box<str>,
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -230,7 +237,7 @@ impl FakeKubeApi {
             .nodes
             .get(name)
             .ok_or_else(|| FakeKubeError::NodeNotFound(name.to_owned()))?;
-        let node = Value::clone(node);
+        let node = node.to_value();
         Ok(self
             .shared
             .record(&mut state, EventType::Deleted, name.to_owned(), node))
@@ -267,7 +274,7 @@ impl FakeKubeApi {
 
     /// The stored Node, as served.
     pub fn node(&self, name: &str) -> Option<Value> {
-        self.shared.lock().nodes.get(name).map(|n| Value::clone(n))
+        self.shared.lock().nodes.get(name).map(|n| n.to_value())
     }
 
     /// The current resourceVersion.
@@ -346,6 +353,29 @@ impl Drop for FakeKubeApi {
     }
 }
 
+impl StoredNode {
+    fn new(node: &Value) -> Self {
+        let labels = node
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        StoredNode {
+            json: node.to_string().into_boxed_str(),
+            labels,
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -358,7 +388,7 @@ impl Shared {
         if let Some(metadata) = node.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
-        let object = Arc::new(node);
+        let object = Arc::new(StoredNode::new(&node));
         let previous = match kind {
             EventType::Deleted => state.nodes.remove(&name),
             EventType::Added | EventType::Modified => {
