@@ -204,7 +204,7 @@ impl FakeKubeApi {
         self.addr
     }
 
-    /// A kube client for this server (plain HTTP, no authentication).
+    /// Builds a kube client for this server (plain HTTP, no authentication).
     pub fn client(&self) -> kube::Client {
         let url = format!("http://{}", self.addr)
             .parse()
@@ -272,12 +272,12 @@ impl FakeKubeApi {
         self.apply_node(node)
     }
 
-    /// The stored Node, as served.
+    /// Returns the stored Node, as served.
     pub fn node(&self, name: &str) -> Option<Value> {
         self.shared.lock().nodes.get(name).map(|n| n.to_value())
     }
 
-    /// The current resourceVersion.
+    /// Returns the current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().resource_version
     }
@@ -333,7 +333,7 @@ impl FakeKubeApi {
         }
     }
 
-    /// A stored Lease, as served.
+    /// Returns a stored Lease, as served.
     pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {
         self.shared
             .lock()
@@ -424,7 +424,7 @@ impl Shared {
     }
 }
 
-/// A `Status` error response, as the API server sends it.
+/// Builds a `Status` error response, as the API server sends it.
 pub(crate) fn status_response(
     code: StatusCode,
     reason: &str,

@@ -96,7 +96,7 @@ impl NodeStore {
         self.broken_since.get_or_insert(now);
     }
 
-    /// The cache is stale: the watch has been failing for longer than the freshness limit.
+    /// Returns whether the watch has been failing for longer than the freshness limit.
     pub fn is_stale(&self, now: Instant) -> bool {
         self.broken_since
             .is_some_and(|since| now.saturating_duration_since(since) > self.freshness_limit)
@@ -123,6 +123,9 @@ impl NodeStore {
     }
 
     /// Samples every record at `now`, sorted by host name (then node name).
+    ///
+    /// NOTE: two Nodes mapped to the same host name both appear, under that name, and nothing
+    /// reports the collision.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let stale = self.is_stale(now);
         let mut hosts: Vec<(&str, HostSample)> = self

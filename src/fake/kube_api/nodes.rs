@@ -20,7 +20,7 @@ use super::{EventType, NodeEvent, Shared, StoredNode, WatchControl, status_body,
 
 type Params = HashMap<String, String>;
 
-/// What one watch stream starts from.
+/// Starting point of one watch stream.
 struct WatchStart {
     backlog: Vec<Arc<NodeEvent>>,
     /// Synthetic ADDED events for `resourceVersion=0` or unset.
@@ -356,7 +356,7 @@ impl WatchStream {
         true
     }
 
-    /// Sends a change as this watch's selector sees it: a Node that starts matching is ADDED,
+    /// Sends a change filtered by this watch's selector: a Node that starts matching is ADDED,
     /// one that stops matching is DELETED.
     async fn send_event(&self, event: &NodeEvent) -> bool {
         let now = self.selector.matches_labels(&event.object.labels);
