@@ -82,6 +82,8 @@ struct Shared {
     control: broadcast::Sender<WatchControl>,
     available: watch::Sender<bool>,
     kill_connections: Arc<Mutex<CancellationToken>>,
+    /// Code of the ERROR event every new watch gets at once, when set.
+    failing_watches: Mutex<Option<u16>>,
     counters: Counters,
 }
 
@@ -175,6 +177,7 @@ impl FakeKubeApi {
             control: broadcast::channel(64).0,
             available,
             kill_connections: kill_connections.clone(),
+            failing_watches: Mutex::new(None),
             counters: Counters::default(),
         });
         let listener = listener::SwitchListener {
@@ -289,6 +292,16 @@ impl FakeKubeApi {
             .control
             .send(WatchControl::Error(code))
             .unwrap_or(0)
+    }
+
+    /// Makes every new watch request accepted and then failed at once with an ERROR event of
+    /// this code, until called with `None`. Open watches are not affected.
+    pub fn fail_new_watches(&self, code: Option<u16>) {
+        *self
+            .shared
+            .failing_watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = code;
     }
 
     /// Ends every open watch stream normally (with a final BOOKMARK), as the server does at

@@ -261,14 +261,18 @@ impl WatchTask {
                 return WatchEnd::Failed(rv);
             }
         };
-        lock(&self.store).mark_working();
+        // Accepting the request proves little: an ERROR event may follow at once. The cache
+        // counts as working again only once the stream delivers something or ends normally.
         let idle_limit = self.options.watch_timeout + Duration::from_secs(5);
         let mut stream = std::pin::pin!(stream.into_stream());
 
         loop {
             let item = match tokio::time::timeout(idle_limit, stream.next()).await {
                 Ok(Some(item)) => item,
-                Ok(None) => return WatchEnd::Resume(rv),
+                Ok(None) => {
+                    lock(&self.store).mark_working();
+                    return WatchEnd::Resume(rv);
+                }
                 Err(_) => {
                     debug!("Node watch idle for too long, reconnecting");
                     return WatchEnd::Resume(rv);
@@ -317,6 +321,7 @@ impl WatchTask {
         }
         self.metrics.watch_events.inc();
         self.backoff.reset();
+        lock(&self.store).mark_working();
     }
 
     /// Counts a failure, marks the cache broken and sleeps for the next backoff delay.

@@ -205,6 +205,10 @@ fn watch_nodes(shared: Arc<Shared>, params: &Params, selector: LabelSelector) ->
         .get("allowWatchBookmarks")
         .is_some_and(|b| b == "true" || b == "1");
     let control = shared.control.subscribe();
+    let failing = *shared
+        .failing_watches
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
 
     let start = {
         let state = shared.lock();
@@ -250,6 +254,13 @@ fn watch_nodes(shared: Arc<Shared>, params: &Params, selector: LabelSelector) ->
         bookmarks,
     };
     match start {
+        _ if failing.is_some() => {
+            let code = failing.unwrap_or(500);
+            tokio::spawn(async move {
+                let status = status_body(code, "InternalError", "watch failed");
+                stream.send("ERROR", &status).await;
+            });
+        }
         Ok(start) => {
             tokio::spawn(stream.run(start, control, timeout));
         }
