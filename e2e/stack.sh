@@ -30,7 +30,7 @@
 #   E2E_RABBIT_PORT, E2E_RABBIT_DIST_PORT, E2E_EPMD_PORT
 #                               RabbitMQ ports (default: any free port)
 #   E2E_HOSTS                   comma-separated host names registered in the segment
-#                               (default compute-0,...,compute-23)
+#                               (default compute-0,...,compute-31)
 #   E2E_SEGMENT_NAME            failover segment name (default segment-1)
 #   E2E_TOKEN_EXPIRATION        Keystone token lifetime in seconds (default 3600)
 #   E2E_NOTIFICATION_DELAY_MAX  masakari-api random delay before storing a notification,
@@ -48,7 +48,7 @@ E2E_VENV=${E2E_VENV:-$E2E_HOME/venv}
 STATE_FILE=$E2E_HOME/stack.env
 SNAPSHOT_DIR=${E2E_SNAPSHOT_DIR:-$E2E_HOME/snapshot}
 LOG_DIR=$E2E_HOME/logs
-E2E_HOSTS=${E2E_HOSTS:-$(seq -s, -f 'compute-%g' 0 23)}
+E2E_HOSTS=${E2E_HOSTS:-$(seq -s, -f 'compute-%g' 0 31)}
 E2E_SEGMENT_NAME=${E2E_SEGMENT_NAME:-segment-1}
 # The restart commands keep the running value unless the caller sets one.
 TOKEN_EXPIRATION_REQUESTED=${E2E_TOKEN_EXPIRATION:-}
