@@ -1,9 +1,10 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use masakari_hostmonitor::cli::{Command, Invocation};
+use masakari_hostmonitor::cli::{Command, Invocation, OutputFormat};
 use masakari_hostmonitor::config::{self, Loaded, render_effective};
 use masakari_hostmonitor::daemon::{self, RunOptions};
+use masakari_hostmonitor::simulate;
 
 /// Exit code for an invalid configuration or command line.
 const EXIT_CONFIG: u8 = 2;
@@ -12,10 +13,12 @@ fn main() -> ExitCode {
     let invocation = Invocation::from_env();
     let env: HashMap<String, String> = std::env::vars().collect();
     match invocation.cli.command {
-        Some(Command::Simulate { .. }) => {
-            eprintln!("masakari-hostmonitor: simulate is not implemented yet");
-            ExitCode::from(1)
-        }
+        Some(Command::Simulate {
+            scenario,
+            real_time,
+            output,
+            ..
+        }) => simulate(&invocation.sources, scenario.as_deref(), real_time, output),
         Some(Command::CheckConfig { .. }) => match load(&invocation.sources, &env) {
             Ok(loaded) => check_config(&loaded),
             Err(code) => code,
@@ -74,4 +77,24 @@ fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `simulate`, which takes its configuration from the scenario's `[config]` table.
+fn simulate(
+    sources: &config::Sources,
+    scenario: Option<&str>,
+    real_time: bool,
+    output: OutputFormat,
+) -> ExitCode {
+    if !sources.args.is_empty() {
+        eprintln!(
+            "masakari-hostmonitor: simulate reads its configuration from the scenario's [config] table; remove --config-file and --config-dir"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let output = match output {
+        OutputFormat::Text => simulate::command::Output::Text,
+        OutputFormat::Json => simulate::command::Output::Json,
+    };
+    simulate::command::run(scenario, simulate::Options { real_time }, output)
 }

@@ -673,7 +673,10 @@ fn node_spec(
 /// Parses `"90s"`, `"5m"`, `"1h30m"`, `"1m 30s"` or ISO 8601 (`"PT90S"`), with jiff's friendly
 /// duration format.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration = text.trim().parse().map_err(|e: jiff::Error| e.to_string())?;
+    let signed: jiff::SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|e: jiff::Error| e.to_string())?;
     Duration::try_from(signed).map_err(|_| "must not be negative".to_owned())
 }
 
@@ -789,15 +792,26 @@ mod tests {
             "#,
         )
         .unwrap();
-        let names: Vec<&str> = scenario.fleet.nodes.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["cmp-00", "cmp-01", "cmp-02", "cmp-03", "cmp-04", "cmp-05"]);
+        let names: Vec<&str> = scenario
+            .fleet
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["cmp-00", "cmp-01", "cmp-02", "cmp-03", "cmp-04", "cmp-05"]
+        );
         let zones: Vec<&str> = scenario
             .fleet
             .nodes
             .iter()
             .filter_map(|n| n.zone.as_deref())
             .collect();
-        assert_eq!(zones, ["rack-a", "rack-a", "rack-a", "rack-b", "rack-b", "rack-b"]);
+        assert_eq!(
+            zones,
+            ["rack-a", "rack-a", "rack-a", "rack-b", "rack-b", "rack-b"]
+        );
         let labels = &scenario.fleet.nodes[4].labels;
         assert_eq!(labels[DEFAULT_ZONE_LABEL], "rack-b");
         assert_eq!(labels["openstack-compute-node"], "enabled");
@@ -864,8 +878,12 @@ mod tests {
                     by: None,
                     times: Some(1),
                 },
-                Expectation::NotNotified { host: "b".to_owned() },
-                Expectation::NotNotified { host: "c".to_owned() },
+                Expectation::NotNotified {
+                    host: "b".to_owned()
+                },
+                Expectation::NotNotified {
+                    host: "c".to_owned()
+                },
                 Expectation::BreakerOpens {
                     by: Some(Duration::from_secs(300)),
                 },
@@ -876,7 +894,9 @@ mod tests {
 
     #[test]
     fn unknown_key_rejected() {
-        let text = format!("{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"masakari_down\"\nnode = \"compute-0\"\n");
+        let text = format!(
+            "{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"masakari_down\"\nnode = \"compute-0\"\n"
+        );
         assert!(problem(&text).contains("takes no `node`"));
         let text = format!("{MINIMAL}\n[[events]]\nat = \"1m\"\nactoin = \"masakari_down\"\n");
         assert!(problem(&text).contains("actoin"));
@@ -914,7 +934,9 @@ mod tests {
             "{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"set_ready\"\nnode = \"compute-0\"\nstatus = \"down\"\n"
         );
         assert!(problem(&status).contains("\"True\", \"False\" or \"Unknown\""));
-        let http = format!("{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"masakari_status\"\nstatus = 42\n");
+        let http = format!(
+            "{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"masakari_status\"\nstatus = 42\n"
+        );
         assert!(problem(&http).contains("from 100 to 599"));
         let duration = format!("{MINIMAL}\n[[events]]\nat = \"soon\"\naction = \"masakari_up\"\n");
         assert!(problem(&duration).contains("invalid duration \"soon\""));

@@ -1,0 +1,283 @@
+//! The timeline: starts the fakes, runs the daemon against them, applies each scenario event at
+//! its time on tokio's clock and records what the monitor decided and what Masakari received.
+//!
+//! On a paused clock, tokio advances time whenever every task waits, so each step here either
+//! sleeps until a scenario time or waits on loopback I/O that is already readable. A change made
+//! at the same instant as a tick reaches the node cache only after that tick sampled it, because
+//! the watch event still has to cross a socket, so the next tick is the first to see it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::SimulateError;
+use super::scenario::{Action, Event, NodeSpec, Scenario, format_offset};
+use crate::config::{Config, ConfigWarning, ReadyStatus};
+use crate::daemon::{self, Hooks, RunOptions};
+use crate::fake::kube_api::{FakeKubeApi, FakeKubeSettings, NodeFixture};
+use crate::fake::openstack::{Endpoint, FakeOpenStack};
+use crate::monitor::{Decision, TickReport, WallClock};
+
+/// Everything a run observed, with times as offsets from the start of the simulation.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    /// Ticks that evaluated a synced snapshot.
+    pub ticks: usize,
+    /// Every decision of every tick.
+    pub decisions: Vec<(Duration, Decision)>,
+    /// The scenario events, as applied.
+    pub events: Vec<Event>,
+    /// Notification requests Masakari authenticated, in arrival order.
+    pub received: Vec<Received>,
+    /// Notification requests Masakari got, including those it answered 503 while down.
+    pub masakari_requests: usize,
+    /// When the daemon had stopped.
+    pub ended_at: Duration,
+}
+
+/// One notification request Masakari authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub at: Duration,
+    pub host: String,
+    pub status: u16,
+    pub notification_uuid: Option<String>,
+}
+
+/// The fakes the timeline acts on.
+struct Fakes {
+    kube: FakeKubeApi,
+    openstack: FakeOpenStack,
+    /// Node objects created by `add_node`, for fresh uids.
+    added: u64,
+}
+
+/// Runs `scenario` with `config` (already pointed at nothing) to its end.
+pub async fn execute(
+    scenario: &Scenario,
+    mut config: Config,
+    warnings: Vec<ConfigWarning>,
+) -> Result<Recording, SimulateError> {
+    let start = Instant::now();
+    let wall = WallClock::anchored(jiff::Timestamp::now());
+    let mut fakes = start_fakes(scenario).await?;
+    config.api.auth.auth_url = fakes.openstack.auth_url();
+    config.api.endpoint_override = None;
+
+    let decisions = Arc::new(Mutex::new(Recording::default()));
+    let hooks = Hooks {
+        on_tick: Some(record_ticks(decisions.clone(), start)),
+    };
+    let shutdown = CancellationToken::new();
+    let options = RunOptions {
+        dry_run: false,
+        warnings,
+    };
+    let kube = kube_client(&fakes.kube)?;
+    let daemon = daemon::run_with(config, options, kube, wall, hooks, shutdown.clone());
+    tokio::pin!(daemon);
+
+    let mut applied = Vec::with_capacity(scenario.events.len());
+    let timeline = play(scenario, &mut fakes, start, &mut applied);
+    tokio::select! {
+        biased;
+
+        result = &mut daemon => {
+            result.map_err(SimulateError::Daemon)?;
+            return Err(SimulateError::DaemonStopped);
+        }
+
+        result = timeline => result?,
+    }
+    shutdown.cancel();
+    daemon.await.map_err(SimulateError::Daemon)?;
+
+    let mut recording = std::mem::take(&mut *lock(&decisions));
+    recording.events = applied;
+    recording.received = fakes
+        .openstack
+        .received()
+        .into_iter()
+        .map(|r| Received {
+            at: r.received_at.saturating_duration_since(start),
+            host: r.hostname,
+            status: r.status,
+            notification_uuid: r.notification_uuid,
+        })
+        .collect();
+    recording.masakari_requests = fakes.openstack.requests(Endpoint::MasakariNotifications);
+    recording.ended_at = start.elapsed();
+    Ok(recording)
+}
+
+async fn start_fakes(scenario: &Scenario) -> Result<Fakes, SimulateError> {
+    let kube = FakeKubeApi::start_with(FakeKubeSettings::default())
+        .await
+        .map_err(SimulateError::FakeKube)?;
+    for node in &scenario.fleet.nodes {
+        kube.apply_node(fixture(node, None).to_json())
+            .map_err(SimulateError::FakeKube)?;
+    }
+    let openstack = FakeOpenStack::start()
+        .await
+        .map_err(SimulateError::FakeOpenStack)?;
+    Ok(Fakes {
+        kube,
+        openstack,
+        added: 0,
+    })
+}
+
+/// A client of the fake Kubernetes API that opens a connection per request.
+///
+/// NOTE: on tokio's paused clock, a streamed response (a watch) sent on a kept-alive connection
+/// that already served a request never delivers its body to the client: reproduced with a plain
+/// axum 0.8.9 server and reqwest 0.12 as well as with kube-client 5, cause not found. With
+/// `Connection: close` every request, the watch included, gets a fresh connection.
+fn kube_client(fake: &FakeKubeApi) -> Result<kube::Client, SimulateError> {
+    let url = format!("http://{}", fake.addr())
+        .parse()
+        .map_err(|_| SimulateError::KubeClient(None))?;
+    let mut config = kube::Config::new(url);
+    config.headers.push((
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    ));
+    kube::Client::try_from(config).map_err(|error| SimulateError::KubeClient(Some(error)))
+}
+
+/// Builds the hook that appends each tick's decisions to the recording.
+fn record_ticks(
+    recording: Arc<Mutex<Recording>>,
+    start: Instant,
+) -> Box<dyn FnMut(&TickReport) + Send> {
+    Box::new(move |report: &TickReport| {
+        if !report.evaluated {
+            return;
+        }
+        let at = start.elapsed();
+        let mut recording = lock(&recording);
+        recording.ticks += 1;
+        recording
+            .decisions
+            .extend(report.decisions.iter().cloned().map(|d| (at, d)));
+    })
+}
+
+/// Applies every event at its time, then waits for the end of the scenario.
+async fn play(
+    scenario: &Scenario,
+    fakes: &mut Fakes,
+    start: Instant,
+    applied: &mut Vec<Event>,
+) -> Result<(), SimulateError> {
+    for event in &scenario.events {
+        tokio::time::sleep_until(start + event.at).await;
+        info!(
+            at = %format_offset(event.at),
+            action = %describe(&event.action),
+            "Scenario event"
+        );
+        apply(fakes, &event.action).map_err(|source| SimulateError::Event {
+            at: format_offset(event.at),
+            source,
+        })?;
+        applied.push(event.clone());
+    }
+    tokio::time::sleep_until(start + scenario.duration).await;
+    info!(at = %format_offset(scenario.duration), "Scenario ended");
+    Ok(())
+}
+
+fn apply(fakes: &mut Fakes, action: &Action) -> Result<(), crate::fake::kube_api::FakeKubeError> {
+    match action {
+        Action::SetReady {
+            nodes,
+            status,
+            reason,
+        } => {
+            let reason = reason.as_deref().unwrap_or(default_reason(*status));
+            for node in nodes {
+                fakes.kube.set_ready(node, status_str(*status), reason)?;
+            }
+        }
+        Action::DeleteNodes { nodes } => {
+            for node in nodes {
+                fakes.kube.delete_node(node)?;
+            }
+        }
+        Action::AddNodes { nodes } => {
+            for node in nodes {
+                fakes.added += 1;
+                let uid = format!("00000000-0000-4000-8000-{:012x}", fakes.added);
+                fakes.kube.apply_node(fixture(node, Some(&uid)).to_json())?;
+            }
+        }
+        Action::KubernetesApi { available } => fakes.kube.set_unavailable(!available),
+        Action::Masakari { available } => fakes.openstack.set_masakari_down(!available),
+        Action::MasakariStatus { status } => fakes.openstack.set_masakari_status(*status),
+        Action::MasakariLatency { latency } => fakes.openstack.set_latency(*latency),
+    }
+    Ok(())
+}
+
+fn fixture(node: &NodeSpec, uid: Option<&str>) -> NodeFixture {
+    let labels = node.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let fixture = NodeFixture::ready(&node.name).labels(labels);
+    match uid {
+        Some(uid) => fixture.uid(uid),
+        None => fixture,
+    }
+}
+
+/// A one-line description of an action, for logs and the summary.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::SetReady { nodes, status, .. } => {
+            format!("{} Ready={}", nodes.join(","), status_str(*status))
+        }
+        Action::DeleteNodes { nodes } => format!("{} deleted", nodes.join(",")),
+        Action::AddNodes { nodes } => {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            format!("{} added", names.join(","))
+        }
+        Action::KubernetesApi { available: false } => "Kubernetes API down".to_owned(),
+        Action::KubernetesApi { available: true } => "Kubernetes API up".to_owned(),
+        Action::Masakari { available: false } => "Masakari down".to_owned(),
+        Action::Masakari { available: true } => "Masakari up".to_owned(),
+        Action::MasakariStatus {
+            status: Some(status),
+        } => {
+            format!("Masakari answers {status}")
+        }
+        Action::MasakariStatus { status: None } => "Masakari answers normally".to_owned(),
+        Action::MasakariLatency { latency } => {
+            format!("Masakari latency {}", format_offset(*latency))
+        }
+    }
+}
+
+pub fn status_str(status: ReadyStatus) -> &'static str {
+    match status {
+        ReadyStatus::True => "True",
+        ReadyStatus::False => "False",
+        ReadyStatus::Unknown => "Unknown",
+    }
+}
+
+/// The reasons the kubelet and the node lifecycle controller write for each status.
+fn default_reason(status: ReadyStatus) -> &'static str {
+    match status {
+        ReadyStatus::True => "KubeletReady",
+        ReadyStatus::False => "KubeletNotReady",
+        ReadyStatus::Unknown => "NodeStatusUnknown",
+    }
+}
+
+fn lock(recording: &Mutex<Recording>) -> MutexGuard<'_, Recording> {
+    // A poisoned lock only means the tick hook panicked; the recording is still usable.
+    recording.lock().unwrap_or_else(|e| e.into_inner())
+}

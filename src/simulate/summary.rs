@@ -1,0 +1,534 @@
+//! The summary of a run: per failure episode of each host, when it failed, when the monitor
+//! declared it Failed, when Masakari accepted the notification, and the outcome; the circuit
+//! breaker's transitions; the notifications; the expectations. Rendered as text or JSON.
+//!
+//! A failure episode starts with the scenario event that takes a ready node to `False` or
+//! `Unknown` and ends with the event that makes it `True` again. Monitor decisions and
+//! notifications are attributed to the latest episode of their host that started before them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use super::driver::{Recording, describe, status_str};
+use super::expect::ExpectationResult;
+use super::scenario::{Action, Scenario, format_offset};
+use crate::breaker::Transition;
+use crate::config::ReadyStatus;
+use crate::detector::HostEvent;
+use crate::monitor::Decision;
+
+/// What one run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    /// `virtual` (paused tokio clock) or `real`.
+    pub clock: &'static str,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    pub nodes: usize,
+    /// Ticks that evaluated a synced snapshot.
+    pub ticks: usize,
+    pub events: Vec<EventRecord>,
+    pub failures: Vec<HostFailure>,
+    pub breaker: Vec<BreakerRecord>,
+    /// Every notification request Masakari authenticated, in arrival order.
+    pub notifications: Vec<NotificationRecord>,
+    /// Notification requests Masakari got, including those answered 503 while it was down.
+    pub masakari_requests: usize,
+    pub expectations: Vec<ExpectationResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    #[serde(serialize_with = "seconds")]
+    pub at: Duration,
+    pub description: String,
+}
+
+/// One failure episode of one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostFailure {
+    pub host: String,
+    /// The scenario's change, such as `Ready=Unknown`; `down at start-up` when the monitor
+    /// reported a host that no event took down.
+    pub cause: String,
+    /// When the scenario event took the node down.
+    #[serde(serialize_with = "optional_seconds")]
+    pub failed_at: Option<Duration>,
+    /// When an event made the node ready again.
+    #[serde(serialize_with = "optional_seconds")]
+    pub recovered_at: Option<Duration>,
+    /// When the monitor declared the host Failed.
+    #[serde(serialize_with = "optional_seconds")]
+    pub declared_failed_at: Option<Duration>,
+    /// When the open breaker held the host instead.
+    #[serde(serialize_with = "optional_seconds")]
+    pub held_at: Option<Duration>,
+    /// When Masakari accepted (202) the first notification of this episode.
+    #[serde(serialize_with = "optional_seconds")]
+    pub notified_at: Option<Duration>,
+    /// `declared_failed_at - failed_at`.
+    #[serde(serialize_with = "optional_seconds")]
+    pub detection_delay: Option<Duration>,
+    /// `notified_at - failed_at`.
+    #[serde(serialize_with = "optional_seconds")]
+    pub notification_delay: Option<Duration>,
+    /// Statuses of Masakari's answers to this episode's requests, in order.
+    pub answers: Vec<u16>,
+    pub outcome: Outcome,
+}
+
+/// How a failure episode ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Masakari accepted a notification.
+    Notified,
+    /// Masakari answered, but never with 202 (409 duplicate, 400 unknown host, ...).
+    Rejected,
+    /// Declared Failed, but Masakari received nothing before the end or the host recovered.
+    NotDelivered,
+    /// Held by the open breaker and never declared Failed afterwards.
+    Held,
+    /// The node was ready again before the monitor declared it Failed.
+    RecoveredBeforeDetection,
+    /// The node was deleted before the monitor declared it Failed.
+    DeletedBeforeDetection,
+    /// Still down at the end, and not (yet) declared Failed.
+    NotDetected,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerRecord {
+    #[serde(serialize_with = "seconds")]
+    pub at: Duration,
+    /// `opened` or `closed`.
+    pub state: &'static str,
+    pub down: usize,
+    pub threshold: usize,
+    pub monitored: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationRecord {
+    #[serde(serialize_with = "seconds")]
+    pub at: Duration,
+    pub host: String,
+    pub status: u16,
+    pub notification_uuid: Option<String>,
+}
+
+/// Builds the summary of a recording; expectations are added by the caller.
+pub fn build(scenario: &Scenario, recording: &Recording, virtual_clock: bool) -> Summary {
+    let mut failures = episodes(recording);
+    attribute_decisions(&mut failures, recording);
+    attribute_notifications(&mut failures, recording);
+    let mut failures: Vec<HostFailure> = failures.into_values().flatten().collect();
+    for failure in &mut failures {
+        finish(failure);
+    }
+    failures.sort_by(|a, b| (a.failed_at, &a.host).cmp(&(b.failed_at, &b.host)));
+
+    Summary {
+        scenario: scenario.name.clone(),
+        clock: if virtual_clock { "virtual" } else { "real" },
+        duration: scenario.duration,
+        nodes: scenario.fleet.nodes.len(),
+        ticks: recording.ticks,
+        events: recording
+            .events
+            .iter()
+            .map(|e| EventRecord {
+                at: e.at,
+                description: describe(&e.action),
+            })
+            .collect(),
+        failures,
+        breaker: breaker_records(recording),
+        notifications: recording
+            .received
+            .iter()
+            .map(|r| NotificationRecord {
+                at: r.at,
+                host: r.host.clone(),
+                status: r.status,
+                notification_uuid: r.notification_uuid.clone(),
+            })
+            .collect(),
+        masakari_requests: recording.masakari_requests,
+        expectations: Vec::new(),
+    }
+}
+
+fn empty_failure(host: &str, cause: String, failed_at: Option<Duration>) -> HostFailure {
+    HostFailure {
+        host: host.to_owned(),
+        cause,
+        failed_at,
+        recovered_at: None,
+        declared_failed_at: None,
+        held_at: None,
+        notified_at: None,
+        detection_delay: None,
+        notification_delay: None,
+        answers: Vec::new(),
+        outcome: Outcome::NotDetected,
+    }
+}
+
+/// Opens an episode per node the events take down, closes it when they bring it back.
+fn episodes(recording: &Recording) -> BTreeMap<String, Vec<HostFailure>> {
+    let mut by_host: BTreeMap<String, Vec<HostFailure>> = BTreeMap::new();
+    let mut deleted: BTreeMap<String, Duration> = BTreeMap::new();
+    for event in &recording.events {
+        match &event.action {
+            Action::SetReady { nodes, status, .. } => {
+                for node in nodes {
+                    let list = by_host.entry(node.clone()).or_default();
+                    let open = list.last_mut().filter(|f| f.recovered_at.is_none());
+                    match (status, open) {
+                        (ReadyStatus::True, Some(open)) => open.recovered_at = Some(event.at),
+                        (ReadyStatus::True, None) | (_, Some(_)) => {}
+                        (status, None) => {
+                            let cause = format!("Ready={}", status_str(*status));
+                            list.push(empty_failure(node, cause, Some(event.at)));
+                        }
+                    }
+                }
+            }
+            Action::DeleteNodes { nodes } => {
+                for node in nodes {
+                    deleted.insert(node.clone(), event.at);
+                }
+            }
+            _ => {}
+        }
+    }
+    // A deleted node's open episode ends with the deletion.
+    for (node, at) in deleted {
+        if let Some(open) = by_host
+            .get_mut(&node)
+            .and_then(|list| list.last_mut())
+            .filter(|f| f.recovered_at.is_none() && f.failed_at <= Some(at))
+        {
+            open.cause.push_str(", then deleted");
+            open.recovered_at = Some(at);
+        }
+    }
+    by_host
+}
+
+/// The episode of `host` that was under way at `at`, created when no event explains it.
+fn episode_at<'a>(
+    by_host: &'a mut BTreeMap<String, Vec<HostFailure>>,
+    host: &str,
+    at: Duration,
+) -> &'a mut HostFailure {
+    let list = by_host.entry(host.to_owned()).or_default();
+    let index = list.iter().rposition(|f| f.failed_at <= Some(at));
+    match index {
+        Some(index) => &mut list[index],
+        None => {
+            list.insert(0, empty_failure(host, "down at start-up".to_owned(), None));
+            &mut list[0]
+        }
+    }
+}
+
+fn attribute_decisions(by_host: &mut BTreeMap<String, Vec<HostFailure>>, recording: &Recording) {
+    for (at, decision) in &recording.decisions {
+        let Decision::Host { host, event } = decision else {
+            continue;
+        };
+        match event {
+            HostEvent::Failed { .. } => {
+                let failure = episode_at(by_host, host, *at);
+                failure.declared_failed_at.get_or_insert(*at);
+            }
+            HostEvent::Held => {
+                let failure = episode_at(by_host, host, *at);
+                failure.held_at.get_or_insert(*at);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn attribute_notifications(
+    by_host: &mut BTreeMap<String, Vec<HostFailure>>,
+    recording: &Recording,
+) {
+    for received in &recording.received {
+        let failure = episode_at(by_host, &received.host, received.at);
+        failure.answers.push(received.status);
+        if received.status == 202 {
+            failure.notified_at.get_or_insert(received.at);
+        }
+    }
+}
+
+fn finish(failure: &mut HostFailure) {
+    let delay = |at: Option<Duration>| Some(at?.saturating_sub(failure.failed_at?));
+    failure.detection_delay = delay(failure.declared_failed_at);
+    failure.notification_delay = delay(failure.notified_at);
+    let deleted = failure.cause.ends_with("deleted");
+    failure.outcome = if failure.notified_at.is_some() {
+        Outcome::Notified
+    } else if !failure.answers.is_empty() {
+        Outcome::Rejected
+    } else if failure.declared_failed_at.is_some() {
+        Outcome::NotDelivered
+    } else if failure.held_at.is_some() {
+        Outcome::Held
+    } else if deleted && failure.recovered_at.is_some() {
+        Outcome::DeletedBeforeDetection
+    } else if failure.recovered_at.is_some() {
+        Outcome::RecoveredBeforeDetection
+    } else {
+        Outcome::NotDetected
+    };
+}
+
+fn breaker_records(recording: &Recording) -> Vec<BreakerRecord> {
+    recording
+        .decisions
+        .iter()
+        .filter_map(|(at, decision)| match decision {
+            Decision::Breaker(Transition::Opened {
+                down,
+                threshold,
+                monitored,
+            }) => Some(BreakerRecord {
+                at: *at,
+                state: "opened",
+                down: *down,
+                threshold: *threshold,
+                monitored: *monitored,
+            }),
+            Decision::Breaker(Transition::Closed {
+                down,
+                threshold,
+                monitored,
+                ..
+            }) => Some(BreakerRecord {
+                at: *at,
+                state: "closed",
+                down: *down,
+                threshold: *threshold,
+                monitored: *monitored,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Outcome {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outcome::Notified => "notified",
+            Outcome::Rejected => "rejected by Masakari",
+            Outcome::NotDelivered => "failed, not delivered",
+            Outcome::Held => "held by the circuit breaker",
+            Outcome::RecoveredBeforeDetection => "recovered before detection",
+            Outcome::DeletedBeforeDetection => "deleted before detection",
+            Outcome::NotDetected => "not detected",
+        }
+    }
+}
+
+impl Summary {
+    /// True when every expectation passed (or there are none).
+    pub fn passed(&self) -> bool {
+        self.expectations.iter().all(|e| e.passed)
+    }
+
+    /// Notifications Masakari accepted with 202.
+    pub fn accepted(&self) -> impl Iterator<Item = &NotificationRecord> {
+        self.notifications.iter().filter(|n| n.status == 202)
+    }
+
+    /// The summary as one JSON document; times are seconds from the start.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(
+            |error| serde_json::json!({"error": format!("summary not serializable: {error}")}),
+        )
+    }
+
+    /// The summary as text for a terminal.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Scenario {}: {} nodes, {} on the {} clock, {} ticks evaluated",
+            self.scenario,
+            self.nodes,
+            format_offset(self.duration),
+            self.clock,
+            self.ticks,
+        );
+        self.render_events(&mut out);
+        self.render_failures(&mut out);
+        self.render_breaker(&mut out);
+        self.render_notifications(&mut out);
+        self.render_expectations(&mut out);
+        out
+    }
+
+    fn render_events(&self, out: &mut String) {
+        let _ = writeln!(out, "\nEvents");
+        if self.events.is_empty() {
+            let _ = writeln!(out, "  none");
+        }
+        for event in &self.events {
+            let _ = writeln!(
+                out,
+                "  {:>9}  {}",
+                format_offset(event.at),
+                event.description
+            );
+        }
+    }
+
+    fn render_failures(&self, out: &mut String) {
+        let _ = writeln!(out, "\nHost failures");
+        if self.failures.is_empty() {
+            let _ = writeln!(out, "  none");
+            return;
+        }
+        let header = [
+            "host",
+            "cause",
+            "failed",
+            "declared",
+            "notified",
+            "detection",
+            "outcome",
+        ];
+        let rows: Vec<[String; 7]> = self
+            .failures
+            .iter()
+            .map(|f| {
+                [
+                    f.host.clone(),
+                    f.cause.clone(),
+                    offset_or_dash(f.failed_at),
+                    offset_or_dash(f.declared_failed_at),
+                    offset_or_dash(f.notified_at),
+                    offset_or_dash(f.detection_delay),
+                    outcome_text(f),
+                ]
+            })
+            .collect();
+        render_table(out, header, &rows);
+    }
+
+    fn render_breaker(&self, out: &mut String) {
+        let _ = writeln!(out, "\nCircuit breaker");
+        if self.breaker.is_empty() {
+            let _ = writeln!(out, "  never opened");
+        }
+        for record in &self.breaker {
+            let _ = writeln!(
+                out,
+                "  {:>9}  {} ({} down, threshold {}, {} monitored)",
+                format_offset(record.at),
+                record.state,
+                record.down,
+                record.threshold,
+                record.monitored,
+            );
+        }
+    }
+
+    fn render_notifications(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "\nMasakari: {} notifications accepted, {} requests received",
+            self.accepted().count(),
+            self.masakari_requests,
+        );
+        for notification in &self.notifications {
+            let _ = writeln!(
+                out,
+                "  {:>9}  {}  {}",
+                format_offset(notification.at),
+                notification.host,
+                notification.status,
+            );
+        }
+    }
+
+    fn render_expectations(&self, out: &mut String) {
+        if self.expectations.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "\nExpectations");
+        for result in &self.expectations {
+            let mark = if result.passed { "PASS" } else { "FAIL" };
+            let _ = writeln!(out, "  {mark}  {}: {}", result.expectation, result.detail);
+        }
+        let passed = self.expectations.iter().filter(|e| e.passed).count();
+        let _ = writeln!(
+            out,
+            "{passed} of {} expectations passed",
+            self.expectations.len()
+        );
+    }
+}
+
+fn outcome_text(failure: &HostFailure) -> String {
+    let mut text = failure.outcome.describe().to_owned();
+    if let (Some(held), Outcome::Held | Outcome::Notified) = (failure.held_at, failure.outcome) {
+        let _ = write!(text, " (held at {})", format_offset(held));
+    }
+    if let Some(recovered) = failure.recovered_at {
+        let _ = write!(text, ", up at {}", format_offset(recovered));
+    }
+    if failure.outcome == Outcome::Rejected {
+        let answers: Vec<String> = failure.answers.iter().map(u16::to_string).collect();
+        let _ = write!(text, " (answers {})", answers.join(", "));
+    }
+    text
+}
+
+fn render_table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("  {}", padded.join("  ").trim_end())
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+fn offset_or_dash(offset: Option<Duration>) -> String {
+    offset.map_or_else(|| "-".to_owned(), format_offset)
+}
+
+fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
+fn optional_seconds<S: Serializer>(
+    duration: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(duration) => serializer.serialize_f64(duration.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
+}
