@@ -28,10 +28,13 @@ pub struct RunOptions {
     pub warnings: Vec<ConfigWarning>,
 }
 
+/// Called after every tick with its report.
+pub type TickHook = Box<dyn FnMut(&TickReport) + Send>;
+
 /// Callbacks for embedders such as the simulator.
 #[derive(Default)]
 pub struct Hooks {
-    pub on_tick: Option<Box<dyn FnMut(&TickReport) + Send>>,
+    pub on_tick: Option<TickHook>,
 }
 
 /// Errors that stop the daemon.
