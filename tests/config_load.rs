@@ -432,9 +432,12 @@ fn secrets_never_printed() {
 
 #[test]
 fn invalid_secret_not_printed() {
-    let text = errors_of(&format!(
+    let errors = load_text(&format!(
         "[api]\npassword = ${SECRET}\napplication_credential_secret = x$y{SECRET}\n"
-    ));
+    ))
+    .expect_err("rejected");
+    assert!(!format!("{errors:?}").contains("s3cr3t"), "{errors:?}");
+    let text = errors.to_string();
     assert!(!text.contains(SECRET), "{text}");
     assert!(!text.contains("s3cr3t"), "{text}");
     assert_eq!(text.lines().count(), 2, "{text}");
@@ -524,4 +527,30 @@ fn empty_configuration_gives_defaults() {
     expected.default.hostname = loaded.config.default.hostname.clone();
     assert_eq!(loaded.config, expected);
     assert!(!loaded.config.default.hostname.is_empty());
+}
+
+#[test]
+fn auth_section_takes_environment_overrides() {
+    let dir = Dir::new();
+    let file = dir.file(
+        "m.conf",
+        "[api]\nauth_section = Keystone_Authtoken\nauth_type = v3password\n\
+         [keystone_authtoken]\nauth_url = http://k:5000/v3\nusername = u\nuser_domain_id = default\npassword = file\n",
+    );
+    let env = env(&[("OS_KEYSTONE_AUTHTOKEN__PASSWORD", "from-env")]);
+    let loaded = load_args(vec![SourceArg::File(file)], &env).expect("loads");
+    let auth = &loaded.config.api.auth;
+    assert_eq!(
+        auth.auth_type,
+        AuthType::V3Password,
+        "auth_type falls back to [api]"
+    );
+    assert_eq!(auth.password.as_ref().map(|p| p.expose()), Some("from-env"));
+    let section = loaded
+        .effective
+        .iter()
+        .find(|o| o.name == "password")
+        .map(|o| o.section.clone());
+    assert_eq!(section.as_deref(), Some("keystone_authtoken"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
