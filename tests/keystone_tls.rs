@@ -23,7 +23,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Starts a TLS server that answers every request with a Keystone token; returns its URL.
+/// Starts a TLS server that replies to every request with a Keystone token, and returns its URL.
 async fn start_keystone(require_client_certificate: bool) -> String {
     // Deprecated only for lacking post-quantum key exchange, which a loopback test server does
     // not need; ring is the provider reqwest and kube use here.
