@@ -165,7 +165,10 @@ fn binary_default_scenario() {
     assert!(stdout.contains("Scenario rack-loss-breaker"), "{stdout}");
     assert!(stdout.contains("compute-9  202"), "{stdout}");
     assert!(stdout.contains("opened (4 down, threshold 3"), "{stdout}");
-    assert!(stdout.contains("Circuit breaker opened"), "logs missing: {stdout}");
+    assert!(
+        stdout.contains("Circuit breaker opened"),
+        "logs missing: {stdout}"
+    );
     assert!(stdout.contains("8 of 8 expectations passed"), "{stdout}");
 }
 
@@ -213,7 +216,11 @@ fn binary_json_summary_on_stdout() {
 fn binary_exits_2_on_invalid_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "duration = \"10m\"\n[fleet]\ncount = 2\n[config.host]\nmonitoring_interval = \"often\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "duration = \"10m\"\n[fleet]\ncount = 2\n[config.host]\nmonitoring_interval = \"often\"\n",
+    )
+    .unwrap();
 
     let output = binary().arg("simulate").arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -232,4 +239,36 @@ fn missing_scenario_file_rejected() {
 
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr.contains("/nonexistent/scenario.toml"), "{stderr}");
+}
+
+#[test]
+fn real_time_runs_on_wall_clock() {
+    let scenario = Scenario::from_toml(
+        r#"
+        duration = "3s"
+        [fleet]
+        count = 2
+        [config.host]
+        monitoring_interval = 1
+        monitoring_samples = 1
+        [[events]]
+        at = "1500ms"
+        action = "set_ready"
+        node = "compute-1"
+        status = "False"
+        [[expect]]
+        notified = "compute-1"
+        within = "2s"
+        "#,
+        "test",
+        "real-time",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+
+    let summary = simulate::run(&scenario, Options { real_time: true }).unwrap();
+
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(summary.clock, "real");
+    assert_eq!(failed_expectations(&summary), Vec::<String>::new());
 }

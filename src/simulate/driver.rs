@@ -32,10 +32,8 @@ pub struct Recording {
     pub events: Vec<Event>,
     /// Notification requests Masakari authenticated, in arrival order.
     pub received: Vec<Received>,
-    /// Notification requests Masakari got, including those it answered 503 while down.
+    /// Notification requests Masakari received, including those rejected with 503 while down.
     pub masakari_requests: usize,
-    /// When the daemon had stopped.
-    pub ended_at: Duration,
 }
 
 /// One notification request Masakari authenticated.
@@ -55,7 +53,8 @@ struct Fakes {
     added: u64,
 }
 
-/// Runs `scenario` with `config` (already pointed at nothing) to its end.
+/// Runs `scenario` to its end with `config`, whose `[api] auth_url` is replaced by the fake
+/// Keystone's.
 pub async fn execute(
     scenario: &Scenario,
     mut config: Config,
@@ -109,7 +108,6 @@ pub async fn execute(
         })
         .collect();
     recording.masakari_requests = fakes.openstack.requests(Endpoint::MasakariNotifications);
-    recording.ended_at = start.elapsed();
     Ok(recording)
 }
 
@@ -133,20 +131,20 @@ async fn start_fakes(scenario: &Scenario) -> Result<Fakes, SimulateError> {
 
 /// A client of the fake Kubernetes API that opens a connection per request.
 ///
-/// NOTE: on tokio's paused clock, a streamed response (a watch) sent on a kept-alive connection
-/// that already served a request never delivers its body to the client: reproduced with a plain
-/// axum 0.8.9 server and reqwest 0.12 as well as with kube-client 5, cause not found. With
-/// `Connection: close` every request, the watch included, gets a fresh connection.
+/// NOTE: on tokio's paused clock, a streamed response (a watch) on a kept-alive connection that
+/// already served a request never delivers its body to the client. This happens with a plain
+/// axum 0.8.9 server and reqwest 0.12 as well as with kube-client 5, for a cause not found yet.
+/// With `Connection: close`, every request, the watch included, gets a fresh connection.
 fn kube_client(fake: &FakeKubeApi) -> Result<kube::Client, SimulateError> {
     let url = format!("http://{}", fake.addr())
         .parse()
-        .map_err(|_| SimulateError::KubeClient(None))?;
+        .map_err(SimulateError::KubeUrl)?;
     let mut config = kube::Config::new(url);
     config.headers.push((
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),
     ));
-    kube::Client::try_from(config).map_err(|error| SimulateError::KubeClient(Some(error)))
+    kube::Client::try_from(config).map_err(SimulateError::KubeClient)
 }
 
 /// Builds the hook that appends each tick's decisions to the recording.
@@ -233,7 +231,7 @@ fn fixture(node: &NodeSpec, uid: Option<&str>) -> NodeFixture {
     }
 }
 
-/// A one-line description of an action, for logs and the summary.
+/// Describes an action in one line, for logs and the summary.
 pub fn describe(action: &Action) -> String {
     match action {
         Action::SetReady { nodes, status, .. } => {
@@ -268,7 +266,7 @@ pub fn status_str(status: ReadyStatus) -> &'static str {
     }
 }
 
-/// The reasons the kubelet and the node lifecycle controller write for each status.
+/// Returns the reason the kubelet or the node lifecycle controller writes with each status.
 fn default_reason(status: ReadyStatus) -> &'static str {
     match status {
         ReadyStatus::True => "KubeletReady",
@@ -278,6 +276,6 @@ fn default_reason(status: ReadyStatus) -> &'static str {
 }
 
 fn lock(recording: &Mutex<Recording>) -> MutexGuard<'_, Recording> {
-    // A poisoned lock only means the tick hook panicked; the recording is still usable.
+    // A poisoned lock only means that the tick hook panicked, and the recording is still usable.
     recording.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::scenario::{Expectation, format_offset};
-use super::summary::Summary;
+use super::summary::{Summary, plural};
 
 /// One checked expectation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,7 +43,7 @@ pub fn describe(expectation: &Expectation) -> String {
         } => {
             let mut text = format!("{host} notified");
             if let Some(times) = times {
-                text.push_str(&format!(" exactly {times} times"));
+                text.push_str(&format!(" exactly {}", plural(*times, "time")));
             }
             if let Some(within) = within {
                 text.push_str(&format!(
@@ -57,7 +57,9 @@ pub fn describe(expectation: &Expectation) -> String {
             text
         }
         Expectation::NotNotified { host } => format!("{host} not notified"),
-        Expectation::Notifications { count } => format!("exactly {count} notifications accepted"),
+        Expectation::Notifications { count } => {
+            format!("exactly {} accepted", plural(*count, "notification"))
+        }
         Expectation::BreakerOpens { by } => with_by("breaker opens", *by),
         Expectation::BreakerCloses { by } => with_by("breaker closes", *by),
         Expectation::BreakerStaysClosed => "breaker stays closed".to_owned(),
@@ -162,7 +164,7 @@ fn check_notified(
     if let Some(times) = times
         && accepted.len() != times
     {
-        problems.push(format!("accepted {} times", accepted.len()));
+        problems.push(format!("accepted {}", plural(accepted.len(), "time")));
     }
 
     if problems.is_empty() {

@@ -82,8 +82,10 @@ pub enum SimulateError {
     Runtime(#[source] std::io::Error),
     #[error("failed to start the fake Kubernetes API")]
     FakeKube(#[source] FakeKubeError),
+    #[error("invalid URL of the fake Kubernetes API")]
+    KubeUrl(#[source] http::uri::InvalidUri),
     #[error("failed to build the client of the fake Kubernetes API")]
-    KubeClient(#[source] Option<kube::Error>),
+    KubeClient(#[source] kube::Error),
     #[error("failed to start the fake Keystone and Masakari")]
     FakeOpenStack(#[source] FakeOpenStackError),
     #[error("scenario event at {at} failed")]

@@ -446,9 +446,9 @@ impl Summary {
     fn render_notifications(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "\nMasakari: {} notifications accepted, {} requests received",
-            self.accepted().count(),
-            self.masakari_requests,
+            "\nMasakari: {} accepted, {} received",
+            plural(self.accepted().count(), "notification"),
+            plural(self.masakari_requests, "request"),
         );
         for notification in &self.notifications {
             let _ = writeln!(
@@ -512,6 +512,15 @@ fn render_table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[St
     let _ = writeln!(out, "{}", line(header.to_vec()));
     for row in rows {
         let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// `1 notification`, `2 notifications`.
+pub fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
 
