@@ -13,7 +13,7 @@ pub struct ExpectationResult {
     /// The expectation in words, such as `compute-3 notified within 1m of its failure`.
     pub expectation: String,
     pub passed: bool,
-    /// What was observed.
+    /// The observation behind the result.
     pub detail: String,
 }
 
@@ -32,7 +32,7 @@ pub fn check_all(expectations: &[Expectation], summary: &Summary) -> Vec<Expecta
         .collect()
 }
 
-/// The expectation in words.
+/// Describes the expectation in words.
 pub fn describe(expectation: &Expectation) -> String {
     match expectation {
         Expectation::Notified {

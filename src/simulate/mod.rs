@@ -8,8 +8,8 @@
 //! - [`expect`]: checks the scenario's expectations against the summary.
 //! - [`command`]: the `simulate` subcommand (log setup, output, exit code).
 //!
-//! By default the runtime's clock is paused, so tokio skips ahead whenever every task waits and
-//! a 30-minute scenario takes seconds; `--real-time` runs on the wall clock.
+//! By default the runtime's clock is paused, so tokio skips ahead whenever every task waits, and
+//! a 30-minute scenario takes well under a second. `--real-time` runs on the wall clock.
 
 use crate::config::{self, Config, ConfigErrors, ConfigWarning};
 use crate::daemon::DaemonError;
@@ -53,7 +53,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
 /// one host failure that is notified.
 pub const DEFAULT_SCENARIO: &str = "rack-loss-breaker";
 
-/// Placeholder Keystone URL for validating `[config]`; the run replaces it with the fake's.
+/// Placeholder Keystone URL for validating `[config]`. The run replaces it with the fake's.
 const PLACEHOLDER_AUTH_URL: &str = "http://127.0.0.1/v3";
 
 /// How to run a scenario.
@@ -144,7 +144,7 @@ pub fn load_config(scenario: &Scenario) -> Result<(Config, Vec<ConfigWarning>), 
     Ok((loaded.config, loaded.warnings))
 }
 
-/// The scenario's `[config]` with the simulator's defaults added where it sets nothing.
+/// Returns the scenario's `[config]` with the simulator's defaults added where it sets nothing.
 fn config_table(scenario_config: &toml::Table) -> toml::Table {
     let mut table = scenario_config.clone();
 
@@ -186,8 +186,8 @@ fn config_table(scenario_config: &toml::Table) -> toml::Table {
     table
 }
 
-/// The named section, created when missing; `None` when the key is not a table, which the
-/// loader then rejects.
+/// Returns the named section, created when missing, or `None` when the key is not a table,
+/// which the loader then rejects.
 fn section<'a>(table: &'a mut toml::Table, name: &str) -> Option<&'a mut toml::Table> {
     table
         .entry(name)

@@ -81,7 +81,7 @@ pub struct Event {
     pub action: Action,
 }
 
-/// What an event changes.
+/// The change an event makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// `set_ready`: the Ready condition of these nodes gets `status` (and `reason`).
@@ -96,12 +96,12 @@ pub enum Action {
     AddNodes { nodes: Vec<NodeSpec> },
     /// `kubernetes_api_down` / `kubernetes_api_up`.
     KubernetesApi { available: bool },
-    /// `masakari_down` / `masakari_up`: while down, Masakari answers 503.
+    /// `masakari_down` / `masakari_up`: while down, Masakari responds 503 to every request.
     Masakari { available: bool },
-    /// `masakari_status`: Masakari answers notifications with this status; `None` restores
-    /// normal answers.
+    /// `masakari_status`: Masakari responds to notifications with this status. `None` restores
+    /// normal responses.
     MasakariStatus { status: Option<u16> },
-    /// `masakari_latency`: every Keystone and Masakari answer is delayed by this much.
+    /// `masakari_latency`: every Keystone and Masakari response is delayed by this much.
     MasakariLatency { latency: Duration },
 }
 
@@ -254,7 +254,7 @@ impl Scenario {
         Checker { origin }.scenario(raw, default_name)
     }
 
-    /// The nodes present at the start plus those any `add_node` event creates.
+    /// Returns the nodes present at the start plus those any `add_node` event creates.
     pub fn all_node_names(&self) -> BTreeSet<&str> {
         let mut names: BTreeSet<&str> = self.fleet.nodes.iter().map(|n| n.name.as_str()).collect();
         for event in &self.events {

@@ -1,6 +1,7 @@
-//! The summary of a run: per failure episode of each host, when it failed, when the monitor
-//! declared it Failed, when Masakari accepted the notification, and the outcome; the circuit
-//! breaker's transitions; the notifications; the expectations. Rendered as text or JSON.
+//! The summary of a run, rendered as text or JSON. For each failure episode of each host it
+//! gives when the host failed, when the monitor declared it Failed, when Masakari accepted the
+//! notification, and the outcome. It also lists the circuit breaker's transitions, the
+//! notifications and the expectations.
 //!
 //! A failure episode starts with the scenario event that takes a ready node to `False` or
 //! `Unknown` and ends with the event that makes it `True` again. Monitor decisions and
@@ -20,7 +21,7 @@ use crate::config::ReadyStatus;
 use crate::detector::HostEvent;
 use crate::monitor::Decision;
 
-/// What one run produced.
+/// The outcome of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub scenario: String,
@@ -36,7 +37,7 @@ pub struct Summary {
     pub breaker: Vec<BreakerRecord>,
     /// Every notification request Masakari authenticated, in arrival order.
     pub notifications: Vec<NotificationRecord>,
-    /// Notification requests Masakari got, including those answered 503 while it was down.
+    /// Notification requests Masakari received, including those rejected with 503 while down.
     pub masakari_requests: usize,
     pub expectations: Vec<ExpectationResult>,
 }
@@ -76,18 +77,18 @@ pub struct HostFailure {
     /// `notified_at - failed_at`.
     #[serde(serialize_with = "optional_seconds")]
     pub notification_delay: Option<Duration>,
-    /// Statuses of Masakari's answers to this episode's requests, in order.
+    /// Statuses of Masakari's responses to this episode's requests, in order.
     pub answers: Vec<u16>,
     pub outcome: Outcome,
 }
 
-/// How a failure episode ended.
+/// The end of a failure episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Masakari accepted a notification.
     Notified,
-    /// Masakari answered, but never with 202 (409 duplicate, 400 unknown host, ...).
+    /// Masakari responded, but never with 202 (409 duplicate, 400 unknown host, ...).
     Rejected,
     /// Declared Failed, but Masakari received nothing before the end or the host recovered.
     NotDelivered,
@@ -221,7 +222,8 @@ fn episodes(recording: &Recording) -> BTreeMap<String, Vec<HostFailure>> {
     by_host
 }
 
-/// The episode of `host` that was under way at `at`, created when no event explains it.
+/// Finds the episode of `host` that was under way at `at`, or creates one when no event
+/// explains it.
 fn episode_at<'a>(
     by_host: &'a mut BTreeMap<String, Vec<HostFailure>>,
     host: &str,
@@ -350,14 +352,14 @@ impl Summary {
         self.notifications.iter().filter(|n| n.status == 202)
     }
 
-    /// The summary as one JSON document; times are seconds from the start.
+    /// Serializes the summary as one JSON document, with times in seconds from the start.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_else(
             |error| serde_json::json!({"error": format!("summary not serializable: {error}")}),
         )
     }
 
-    /// The summary as text for a terminal.
+    /// Renders the summary as text for a terminal.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
