@@ -272,3 +272,25 @@ fn real_time_runs_on_wall_clock() {
     assert_eq!(summary.clock, "real");
     assert_eq!(failed_expectations(&summary), Vec::<String>::new());
 }
+
+#[test]
+fn restart_applies_startup_horizon() {
+    let summary = run_example("monitor-restart");
+
+    let long_dead = summary
+        .failures
+        .iter()
+        .find(|f| f.host == "compute-1")
+        .expect("compute-1 episode");
+    assert_eq!(long_dead.outcome, Outcome::SuppressedAtStartup);
+    let in_progress = summary
+        .failures
+        .iter()
+        .find(|f| f.host == "compute-2")
+        .expect("compute-2 episode");
+    assert_eq!(in_progress.outcome, Outcome::Notified);
+    assert_eq!(
+        in_progress.declared_failed_at,
+        Some(Duration::from_secs(30))
+    );
+}

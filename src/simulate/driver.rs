@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::SimulateError;
-use super::scenario::{Action, Event, NodeSpec, Scenario, format_offset};
+use super::scenario::{Action, DownAtStart, Event, NodeSpec, Scenario, format_offset};
 use crate::config::{Config, ConfigWarning, ReadyStatus};
 use crate::daemon::{self, Hooks, RunOptions};
 use crate::fake::kube_api::{FakeKubeApi, FakeKubeSettings, NodeFixture};
@@ -61,8 +61,9 @@ pub async fn execute(
     warnings: Vec<ConfigWarning>,
 ) -> Result<Recording, SimulateError> {
     let start = Instant::now();
-    let wall = WallClock::anchored(jiff::Timestamp::now());
-    let mut fakes = start_fakes(scenario).await?;
+    let start_wall = jiff::Timestamp::now();
+    let wall = WallClock::anchored(start_wall);
+    let mut fakes = start_fakes(scenario, start_wall).await?;
     config.api.auth.auth_url = fakes.openstack.auth_url();
     config.api.endpoint_override = None;
 
@@ -111,12 +112,19 @@ pub async fn execute(
     Ok(recording)
 }
 
-async fn start_fakes(scenario: &Scenario) -> Result<Fakes, SimulateError> {
+async fn start_fakes(
+    scenario: &Scenario,
+    start_wall: jiff::Timestamp,
+) -> Result<Fakes, SimulateError> {
     let kube = FakeKubeApi::start_with(FakeKubeSettings::default())
         .await
         .map_err(SimulateError::FakeKube)?;
     for node in &scenario.fleet.nodes {
-        kube.apply_node(fixture(node, None).to_json())
+        let mut fixture = fixture(node, None);
+        if let Some(down) = scenario.fleet.down.iter().find(|d| d.node == node.name) {
+            fixture = down_fixture(fixture, down, start_wall);
+        }
+        kube.apply_node(fixture.to_json())
             .map_err(SimulateError::FakeKube)?;
     }
     let openstack = FakeOpenStack::start()
@@ -229,6 +237,21 @@ fn fixture(node: &NodeSpec, uid: Option<&str>) -> NodeFixture {
         Some(uid) => fixture.uid(uid),
         None => fixture,
     }
+}
+
+/// Sets the Ready condition of a node that is down at the start, with its transition time.
+fn down_fixture(
+    fixture: NodeFixture,
+    down: &DownAtStart,
+    start_wall: jiff::Timestamp,
+) -> NodeFixture {
+    let fixture = match down.status {
+        ReadyStatus::False => fixture.not_ready(),
+        ReadyStatus::True | ReadyStatus::Unknown => fixture.unknown(),
+    };
+    let since = jiff::SignedDuration::try_from(down.since).unwrap_or(jiff::SignedDuration::MAX);
+    let left_ready = start_wall.saturating_sub(since).unwrap_or(start_wall);
+    fixture.transition_time(left_ready)
 }
 
 /// Describes an action in one line, for logs and the summary.

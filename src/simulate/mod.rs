@@ -47,6 +47,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "masakari-down",
         include_str!("../../examples/masakari-down.toml"),
     ),
+    (
+        "monitor-restart",
+        include_str!("../../examples/monitor-restart.toml"),
+    ),
 ];
 
 /// The scenario `simulate` runs without an argument: a rack loss that trips the breaker, then

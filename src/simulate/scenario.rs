@@ -58,10 +58,23 @@ pub struct Scenario {
     pub expectations: Vec<Expectation>,
 }
 
-/// The simulated Kubernetes nodes present at the start. All start with Ready `True`.
+/// The simulated Kubernetes nodes present at the start. They start with Ready `True`, except
+/// those in `down`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fleet {
     pub nodes: Vec<NodeSpec>,
+    /// `[[fleet.down]]`: nodes whose Ready condition is already `False` or `Unknown` at the start.
+    pub down: Vec<DownAtStart>,
+}
+
+/// A node that is already down when the simulation starts, as after a monitor restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownAtStart {
+    pub node: String,
+    /// `False` or `Unknown`.
+    pub status: ReadyStatus,
+    /// How long before the start the Ready condition left `True` (its `lastTransitionTime`).
+    pub since: Duration,
 }
 
 /// One simulated node.
@@ -157,6 +170,16 @@ struct RawFleet {
     zone_label: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    down: Vec<RawDownAtStart>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDownAtStart {
+    node: String,
+    status: toml::Value,
+    since: RawDuration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -355,6 +378,7 @@ impl Checker<'_> {
             return Err(self.invalid("fleet.zones", "more zones than nodes"));
         }
 
+        let down = self.down_at_start(&raw.down, &names)?;
         let zone_label = raw
             .zone_label
             .unwrap_or_else(|| DEFAULT_ZONE_LABEL.to_owned());
@@ -369,7 +393,41 @@ impl Checker<'_> {
                 node_spec(name, zone, &raw.labels, &zone_label)
             })
             .collect();
-        Ok((Fleet { nodes }, zone_label))
+        Ok((Fleet { nodes, down }, zone_label))
+    }
+
+    fn down_at_start(
+        &self,
+        raw: &[RawDownAtStart],
+        names: &[String],
+    ) -> Result<Vec<DownAtStart>, ScenarioError> {
+        let mut down = Vec::with_capacity(raw.len());
+        for (index, entry) in raw.iter().enumerate() {
+            let location = format!("fleet.down[{index}]");
+            if !names.contains(&entry.node) {
+                return Err(self.invalid(
+                    location,
+                    format!("node {:?} is not in the fleet", entry.node),
+                ));
+            }
+            if down.iter().any(|d: &DownAtStart| d.node == entry.node) {
+                return Err(
+                    self.invalid(location, format!("node {:?} is listed twice", entry.node))
+                );
+            }
+            let status = match self.ready_status(&location, Some(&entry.status))? {
+                ReadyStatus::True => {
+                    return Err(self.invalid(location, "`status` must be \"False\" or \"Unknown\""));
+                }
+                status => status,
+            };
+            down.push(DownAtStart {
+                node: entry.node.clone(),
+                status,
+                since: self.duration(&format!("{location}.since"), &entry.since)?,
+            });
+        }
+        Ok(down)
     }
 
     fn event(
@@ -942,6 +1000,30 @@ mod tests {
         assert!(problem(&duration).contains("invalid duration \"soon\""));
         let two = format!("{MINIMAL}\n[[expect]]\nnotifications = 1\nbreaker = \"opens\"\n");
         assert!(problem(&two).contains("exactly one of"));
+    }
+
+    #[test]
+    fn nodes_down_at_start() {
+        let scenario = parse(&format!(
+            "{MINIMAL}\n[[fleet.down]]\nnode = \"compute-1\"\nstatus = \"Unknown\"\nsince = \"2h\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            scenario.fleet.down,
+            [DownAtStart {
+                node: "compute-1".to_owned(),
+                status: ReadyStatus::Unknown,
+                since: Duration::from_secs(7200),
+            }]
+        );
+        let up = format!(
+            "{MINIMAL}\n[[fleet.down]]\nnode = \"compute-1\"\nstatus = \"True\"\nsince = \"2h\"\n"
+        );
+        assert!(problem(&up).contains("\"False\" or \"Unknown\""));
+        let unknown = format!(
+            "{MINIMAL}\n[[fleet.down]]\nnode = \"compute-7\"\nstatus = \"False\"\nsince = 5\n"
+        );
+        assert!(problem(&unknown).contains("not in the fleet"));
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct HostFailure {
     /// When the open breaker held the host instead.
     #[serde(serialize_with = "optional_seconds")]
     pub held_at: Option<Duration>,
+    /// When the monitor found the host down at start-up and decided not to notify it.
+    #[serde(serialize_with = "optional_seconds")]
+    pub suppressed_at_startup: Option<Duration>,
     /// When Masakari accepted (202) the first notification of this episode.
     #[serde(serialize_with = "optional_seconds")]
     pub notified_at: Option<Duration>,
@@ -94,6 +97,8 @@ pub enum Outcome {
     NotDelivered,
     /// Held by the open breaker and never declared Failed afterwards.
     Held,
+    /// Found down at start-up for longer than the start-up horizon, so not notified.
+    SuppressedAtStartup,
     /// The node was ready again before the monitor declared it Failed.
     RecoveredBeforeDetection,
     /// The node was deleted before the monitor declared it Failed.
@@ -124,7 +129,7 @@ pub struct NotificationRecord {
 
 /// Builds the summary of a recording; expectations are added by the caller.
 pub fn build(scenario: &Scenario, recording: &Recording, virtual_clock: bool) -> Summary {
-    let mut failures = episodes(recording);
+    let mut failures = episodes(scenario, recording);
     attribute_decisions(&mut failures, recording);
     attribute_notifications(&mut failures, recording);
     let mut failures: Vec<HostFailure> = failures.into_values().flatten().collect();
@@ -172,6 +177,7 @@ fn empty_failure(host: &str, cause: String, failed_at: Option<Duration>) -> Host
         recovered_at: None,
         declared_failed_at: None,
         held_at: None,
+        suppressed_at_startup: None,
         notified_at: None,
         detection_delay: None,
         notification_delay: None,
@@ -180,9 +186,19 @@ fn empty_failure(host: &str, cause: String, failed_at: Option<Duration>) -> Host
     }
 }
 
-/// Opens an episode per node the events take down, closes it when they bring it back.
-fn episodes(recording: &Recording) -> BTreeMap<String, Vec<HostFailure>> {
+/// Opens an episode per node down at the start or taken down by an event, and closes it when an
+/// event brings the node back.
+fn episodes(scenario: &Scenario, recording: &Recording) -> BTreeMap<String, Vec<HostFailure>> {
     let mut by_host: BTreeMap<String, Vec<HostFailure>> = BTreeMap::new();
+    for down in &scenario.fleet.down {
+        let cause = format!(
+            "Ready={} since {} before the start",
+            status_str(down.status),
+            format_offset(down.since)
+        );
+        let failure = empty_failure(&down.node, cause, Some(Duration::ZERO));
+        by_host.entry(down.node.clone()).or_default().push(failure);
+    }
     let mut deleted: BTreeMap<String, Duration> = BTreeMap::new();
     for event in &recording.events {
         match &event.action {
@@ -254,6 +270,10 @@ fn attribute_decisions(by_host: &mut BTreeMap<String, Vec<HostFailure>>, recordi
                 let failure = episode_at(by_host, host, *at);
                 failure.held_at.get_or_insert(*at);
             }
+            HostEvent::DownAtStartup(_) => {
+                let failure = episode_at(by_host, host, *at);
+                failure.suppressed_at_startup.get_or_insert(*at);
+            }
             _ => {}
         }
     }
@@ -285,6 +305,8 @@ fn finish(failure: &mut HostFailure) {
         Outcome::NotDelivered
     } else if failure.held_at.is_some() {
         Outcome::Held
+    } else if failure.suppressed_at_startup.is_some() {
+        Outcome::SuppressedAtStartup
     } else if deleted && failure.recovered_at.is_some() {
         Outcome::DeletedBeforeDetection
     } else if failure.recovered_at.is_some() {
@@ -334,6 +356,7 @@ impl Outcome {
             Outcome::Rejected => "rejected by Masakari",
             Outcome::NotDelivered => "failed, not delivered",
             Outcome::Held => "held by the circuit breaker",
+            Outcome::SuppressedAtStartup => "down at start-up, not notified",
             Outcome::RecoveredBeforeDetection => "recovered before detection",
             Outcome::DeletedBeforeDetection => "deleted before detection",
             Outcome::NotDetected => "not detected",
