@@ -294,3 +294,62 @@ fn restart_applies_startup_horizon() {
         Some(Duration::from_secs(30))
     );
 }
+
+#[test]
+fn leader_election_and_admin_enabled() {
+    let scenario = Scenario::from_toml(
+        r#"
+        duration = "3m"
+        [fleet]
+        count = 4
+        [config.host]
+        monitoring_interval = 10
+        monitoring_samples = 3
+        [config.leader_election]
+        enabled = true
+        identity = "simulator-0"
+        [config.admin]
+        enabled = true
+        listen_address = "127.0.0.1:0"
+        [[events]]
+        at = "1m"
+        action = "set_ready"
+        node = "compute-1"
+        status = "False"
+        [[expect]]
+        notified = "compute-1"
+        within = "45s"
+        "#,
+        "test",
+        "leader",
+    )
+    .unwrap();
+
+    let summary = simulate::run(&scenario, Options::default()).unwrap();
+
+    assert_eq!(failed_expectations(&summary), Vec::<String>::new());
+}
+
+#[test]
+fn admin_outside_loopback_rejected() {
+    let scenario = Scenario::from_toml(
+        r#"
+        duration = "1m"
+        [fleet]
+        count = 2
+        [config.admin]
+        enabled = true
+        listen_address = "0.0.0.0:9797"
+        "#,
+        "test",
+        "admin",
+    )
+    .unwrap();
+
+    let error = simulate::run(&scenario, Options::default()).unwrap_err();
+
+    assert!(
+        matches!(error, simulate::SimulateError::AdminNotLoopback { .. }),
+        "{error}"
+    );
+}
