@@ -205,6 +205,7 @@ fn binary_json_summary_on_stdout() {
 
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(summary["scenario"], "single-host-failure");
+    assert_eq!(summary["passed"], true);
     assert_eq!(summary["clock"], "virtual");
     assert_eq!(summary["failures"][0]["host"], "compute-2");
     assert_eq!(summary["failures"][0]["outcome"], "notified");
@@ -350,6 +351,18 @@ fn admin_outside_loopback_rejected() {
 
     assert!(
         matches!(error, simulate::SimulateError::AdminNotLoopback { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn run_inside_runtime_rejected() {
+    let scenario = simulate::load(Some("single-host-failure")).unwrap();
+
+    let error = simulate::run(&scenario, Options::default()).unwrap_err();
+
+    assert!(
+        matches!(error, simulate::SimulateError::InsideRuntime),
         "{error}"
     );
 }

@@ -103,7 +103,8 @@ fn report(error: &SimulateError) -> ExitCode {
 }
 
 /// Installs the global subscriber: `[DEFAULT] debug` and `use_json` as the daemon reads them,
-/// `RUST_LOG` over both. `log_file` and `log_dir` are ignored, since the logs are the show.
+/// `RUST_LOG` over both. `log_file` and `log_dir` are ignored, because the logs are part of the
+/// output.
 fn init_logging(section: &DefaultSection, output: Output) -> Result<(), String> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter: EnvFilter = crate::telemetry::filter(section.debug, rust_log.as_deref())

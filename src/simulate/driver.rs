@@ -137,7 +137,7 @@ async fn start_fakes(
     })
 }
 
-/// A client of the fake Kubernetes API that opens a connection per request.
+/// Builds a client of the fake Kubernetes API that opens a connection per request.
 ///
 /// NOTE: on tokio's paused clock, a streamed response (a watch) on a kept-alive connection that
 /// already served a request never delivers its body to the client. This happens with a plain

@@ -82,6 +82,8 @@ pub enum SimulateError {
         "[config.admin] listen_address {address} is not a loopback address; the simulator listens on 127.0.0.1 only"
     )]
     AdminNotLoopback { address: std::net::SocketAddr },
+    #[error("simulate::run was called inside a tokio runtime; call it from a plain thread")]
+    InsideRuntime,
     #[error("failed to start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("failed to start the fake Kubernetes API")]
@@ -117,6 +119,9 @@ pub fn load(argument: Option<&str>) -> Result<Scenario, ScenarioError> {
 /// Runs `scenario` to its end in a new single-threaded runtime and returns its summary, with
 /// the expectations checked. Blocks the calling thread; call it outside any tokio runtime.
 pub fn run(scenario: &Scenario, options: Options) -> Result<Summary, SimulateError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(SimulateError::InsideRuntime);
+    }
     let (config, warnings) = load_config(scenario)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -391,6 +391,24 @@ mod tests {
     }
 
     #[test]
+    fn timeline_node_existence_checked() {
+        let deleted_then_set = format!(
+            "{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"delete_node\"\nnode = \"compute-1\"\n\
+             [[events]]\nat = \"2m\"\naction = \"set_ready\"\nnode = \"compute-1\"\nstatus = \"False\"\n"
+        );
+        assert!(problem(&deleted_then_set).contains("does not exist at that time"));
+        let added_twice = format!(
+            "{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"add_node\"\nnode = \"compute-1\"\n"
+        );
+        assert!(problem(&added_twice).contains("already exists"));
+        let set_before_added = format!(
+            "{MINIMAL}\n[[events]]\nat = \"2m\"\naction = \"add_node\"\nnode = \"compute-9\"\n\
+             [[events]]\nat = \"1m\"\naction = \"set_ready\"\nnode = \"compute-9\"\nstatus = \"False\"\n"
+        );
+        assert!(problem(&set_before_added).contains("\"compute-9\" does not exist"));
+    }
+
+    #[test]
     fn added_node_may_be_targeted() {
         let text = format!(
             "{MINIMAL}\n[[events]]\nat = \"1m\"\naction = \"add_node\"\nnode = \"compute-9\"\n\

@@ -15,7 +15,7 @@ use crate::config::ReadyStatus;
 
 mod expectations;
 
-/// Parses and validates scenario text; see [`Scenario::from_toml`].
+/// Parses and validates scenario text, for [`Scenario::from_toml`].
 pub(super) fn parse(
     text: &str,
     origin: &str,
@@ -413,22 +413,51 @@ impl Checker<'_> {
         }
     }
 
+    /// Replays the timeline over the set of existing nodes, so that an event on a node that does
+    /// not exist at its time is rejected here rather than failing halfway through the run.
     fn check_targets(&self, scenario: &Scenario) -> Result<(), ScenarioError> {
-        let known = scenario.all_node_names();
+        let mut existing: BTreeSet<&str> = scenario
+            .fleet
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
         for event in &scenario.events {
-            let nodes = match &event.action {
-                Action::SetReady { nodes, .. } | Action::DeleteNodes { nodes } => nodes,
-                _ => continue,
-            };
-            if let Some(unknown) = nodes.iter().find(|n| !known.contains(n.as_str())) {
-                return Err(self.invalid(
-                    format!("event at {}", format_offset(event.at)),
-                    format!("node {unknown:?} is neither in the fleet nor added by `add_node`"),
-                ));
+            let location = format!("event at {}", format_offset(event.at));
+            match &event.action {
+                Action::SetReady { nodes, .. } => {
+                    if let Some(missing) = nodes.iter().find(|n| !existing.contains(n.as_str())) {
+                        return Err(self.invalid(location, missing_node(missing)));
+                    }
+                }
+                Action::DeleteNodes { nodes } => {
+                    for node in nodes {
+                        if !existing.remove(node.as_str()) {
+                            return Err(self.invalid(location, missing_node(node)));
+                        }
+                    }
+                }
+                Action::AddNodes { nodes } => {
+                    for node in nodes {
+                        if !existing.insert(node.name.as_str()) {
+                            return Err(self.invalid(
+                                location,
+                                format!("node {:?} already exists at that time", node.name),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
     }
+}
+
+fn missing_node(node: &str) -> String {
+    format!(
+        "node {node:?} does not exist at that time (not in the fleet, deleted, or not yet added by `add_node`)"
+    )
 }
 
 fn node_spec(

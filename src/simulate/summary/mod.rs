@@ -378,11 +378,16 @@ impl Summary {
         self.notifications.iter().filter(|n| n.status == 202)
     }
 
-    /// Serializes the summary as one JSON document, with times in seconds from the start.
+    /// Serializes the summary as one JSON document, with times in seconds from the start and
+    /// a top-level `passed` that is true when every expectation passed.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or_else(
+        let mut json = serde_json::to_value(self).unwrap_or_else(
             |error| serde_json::json!({"error": format!("summary not serializable: {error}")}),
-        )
+        );
+        if let Some(object) = json.as_object_mut() {
+            object.insert("passed".to_owned(), self.passed().into());
+        }
+        json
     }
 }
 
