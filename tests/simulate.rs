@@ -366,3 +366,61 @@ async fn run_inside_runtime_rejected() {
         "{error}"
     );
 }
+
+#[test]
+fn deleted_and_recreated_node() {
+    let scenario = Scenario::from_toml(
+        r#"
+        duration = "6m"
+        [fleet]
+        count = 4
+        [config.host]
+        monitoring_interval = 10
+        monitoring_samples = 3
+        [[events]]
+        at = "1m"
+        action = "set_ready"
+        node = "compute-3"
+        status = "Unknown"
+        [[events]]
+        at = "1m15s"
+        action = "delete_node"
+        node = "compute-3"
+        [[events]]
+        at = "3m"
+        action = "add_node"
+        node = "compute-3"
+        [[events]]
+        at = "4m"
+        action = "set_ready"
+        node = "compute-3"
+        status = "False"
+        [[expect]]
+        notified = "compute-3"
+        within = "45s"
+        times = 1
+        "#,
+        "test",
+        "recreated",
+    )
+    .unwrap();
+
+    let summary = simulate::run(&scenario, Options::default()).unwrap();
+
+    assert_eq!(failed_expectations(&summary), Vec::<String>::new());
+    let outcomes: Vec<(Option<Duration>, Outcome)> = summary
+        .failures
+        .iter()
+        .map(|f| (f.failed_at, f.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                Some(Duration::from_secs(60)),
+                Outcome::DeletedBeforeDetection
+            ),
+            (Some(Duration::from_secs(240)), Outcome::Notified),
+        ]
+    );
+}

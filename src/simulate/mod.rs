@@ -48,6 +48,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../examples/masakari-down.toml"),
     ),
     (
+        "masakari-errors",
+        include_str!("../../examples/masakari-errors.toml"),
+    ),
+    (
         "monitor-restart",
         include_str!("../../examples/monitor-restart.toml"),
     ),

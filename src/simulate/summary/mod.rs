@@ -202,7 +202,6 @@ fn episodes(scenario: &Scenario, recording: &Recording) -> BTreeMap<String, Vec<
         let failure = empty_failure(&down.node, cause, Some(Duration::ZERO));
         by_host.entry(down.node.clone()).or_default().push(failure);
     }
-    let mut deleted: BTreeMap<String, Duration> = BTreeMap::new();
     for event in &recording.events {
         match &event.action {
             Action::SetReady { nodes, status, .. } => {
@@ -219,23 +218,20 @@ fn episodes(scenario: &Scenario, recording: &Recording) -> BTreeMap<String, Vec<
                     }
                 }
             }
+            // A deleted node's open episode ends with the deletion.
             Action::DeleteNodes { nodes } => {
                 for node in nodes {
-                    deleted.insert(node.clone(), event.at);
+                    let open = by_host
+                        .get_mut(node)
+                        .and_then(|list| list.last_mut())
+                        .filter(|f| f.recovered_at.is_none());
+                    if let Some(open) = open {
+                        open.cause.push_str(", then deleted");
+                        open.recovered_at = Some(event.at);
+                    }
                 }
             }
             _ => {}
-        }
-    }
-    // A deleted node's open episode ends with the deletion.
-    for (node, at) in deleted {
-        if let Some(open) = by_host
-            .get_mut(&node)
-            .and_then(|list| list.last_mut())
-            .filter(|f| f.recovered_at.is_none() && f.failed_at <= Some(at))
-        {
-            open.cause.push_str(", then deleted");
-            open.recovered_at = Some(at);
         }
     }
     by_host

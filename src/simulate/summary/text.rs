@@ -139,7 +139,7 @@ fn outcome_text(failure: &HostFailure) -> String {
     }
     if failure.outcome == Outcome::Rejected {
         let answers: Vec<String> = failure.answers.iter().map(u16::to_string).collect();
-        let _ = write!(text, " (answers {})", answers.join(", "));
+        let _ = write!(text, " (responses {})", answers.join(", "));
     }
     text
 }
