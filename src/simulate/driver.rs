@@ -67,9 +67,9 @@ pub async fn execute(
     config.api.auth.auth_url = fakes.openstack.auth_url();
     config.api.endpoint_override = None;
 
-    let decisions = Arc::new(Mutex::new(Recording::default()));
+    let shared = Arc::new(Mutex::new(Recording::default()));
     let hooks = Hooks {
-        on_tick: Some(record_ticks(decisions.clone(), start)),
+        on_tick: Some(record_ticks(shared.clone(), start)),
     };
     let shutdown = CancellationToken::new();
     let options = RunOptions {
@@ -95,7 +95,7 @@ pub async fn execute(
     shutdown.cancel();
     daemon.await.map_err(SimulateError::Daemon)?;
 
-    let mut recording = std::mem::take(&mut *lock(&decisions));
+    let mut recording = std::mem::take(&mut *lock(&shared));
     recording.events = applied;
     recording.received = fakes
         .openstack
@@ -272,9 +272,9 @@ pub fn describe(action: &Action) -> String {
         Action::MasakariStatus {
             status: Some(status),
         } => {
-            format!("Masakari answers {status}")
+            format!("Masakari responds {status}")
         }
-        Action::MasakariStatus { status: None } => "Masakari answers normally".to_owned(),
+        Action::MasakariStatus { status: None } => "Masakari responds normally".to_owned(),
         Action::MasakariLatency { latency } => {
             format!("Masakari latency {}", format_offset(*latency))
         }
