@@ -258,12 +258,12 @@ fn down_fixture(
 pub fn describe(action: &Action) -> String {
     match action {
         Action::SetReady { nodes, status, .. } => {
-            format!("{} Ready={}", nodes.join(","), status_str(*status))
+            format!("{} Ready={}", list_nodes(nodes), status_str(*status))
         }
-        Action::DeleteNodes { nodes } => format!("{} deleted", nodes.join(",")),
+        Action::DeleteNodes { nodes } => format!("{} deleted", list_nodes(nodes)),
         Action::AddNodes { nodes } => {
-            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-            format!("{} added", names.join(","))
+            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            format!("{} added", list_nodes(&names))
         }
         Action::KubernetesApi { available: false } => "Kubernetes API down".to_owned(),
         Action::KubernetesApi { available: true } => "Kubernetes API up".to_owned(),
@@ -279,6 +279,15 @@ pub fn describe(action: &Action) -> String {
             format!("Masakari latency {}", format_offset(*latency))
         }
     }
+}
+
+/// Lists node names, abbreviating long lists: `compute-0, compute-1, compute-2 and 7 more`.
+fn list_nodes(nodes: &[String]) -> String {
+    const SHOWN: usize = 3;
+    if nodes.len() <= SHOWN + 1 {
+        return nodes.join(", ");
+    }
+    format!("{} and {} more", nodes[..SHOWN].join(", "), nodes.len() - SHOWN)
 }
 
 pub fn status_str(status: ReadyStatus) -> &'static str {
