@@ -287,7 +287,11 @@ fn list_nodes(nodes: &[String]) -> String {
     if nodes.len() <= SHOWN + 1 {
         return nodes.join(", ");
     }
-    format!("{} and {} more", nodes[..SHOWN].join(", "), nodes.len() - SHOWN)
+    format!(
+        "{} and {} more",
+        nodes[..SHOWN].join(", "),
+        nodes.len() - SHOWN
+    )
 }
 
 pub fn status_str(status: ReadyStatus) -> &'static str {

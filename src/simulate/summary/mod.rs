@@ -400,3 +400,249 @@ fn optional_seconds<S: Serializer>(
         None => serializer.serialize_none(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::driver::Received;
+    use crate::simulate::scenario::Event;
+
+    const SCENARIO: &str = r#"
+        duration = "20m"
+        [fleet]
+        count = 3
+        [[fleet.down]]
+        node = "compute-2"
+        status = "Unknown"
+        since = "3h"
+    "#;
+
+    fn secs(seconds: u64) -> Duration {
+        Duration::from_secs(seconds)
+    }
+
+    fn set_ready(at: u64, node: &str, status: ReadyStatus) -> Event {
+        Event {
+            at: secs(at),
+            action: Action::SetReady {
+                nodes: vec![node.to_owned()],
+                status,
+                reason: None,
+            },
+        }
+    }
+
+    fn host(host: &str, at: u64, event: HostEvent) -> (Duration, Decision) {
+        let decision = Decision::Host {
+            host: host.to_owned(),
+            event,
+        };
+        (secs(at), decision)
+    }
+
+    fn received(at: u64, host: &str, status: u16) -> Received {
+        Received {
+            at: secs(at),
+            host: host.to_owned(),
+            status,
+            notification_uuid: (status == 202).then(|| format!("uuid-{at}")),
+        }
+    }
+
+    fn failed() -> HostEvent {
+        HostEvent::Failed {
+            generated_time: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn summarize(recording: &Recording) -> Summary {
+        let scenario = Scenario::from_toml(SCENARIO, "test", "test").unwrap();
+        build(&scenario, recording, true)
+    }
+
+    #[test]
+    fn episodes_get_decisions_and_notifications() {
+        let recording = Recording {
+            ticks: 120,
+            events: vec![
+                set_ready(60, "compute-0", ReadyStatus::Unknown),
+                set_ready(300, "compute-0", ReadyStatus::True),
+                set_ready(600, "compute-0", ReadyStatus::False),
+            ],
+            decisions: vec![
+                host(
+                    "compute-2",
+                    10,
+                    HostEvent::DownAtStartup(crate::detector::StartupReason::DownSinceUnknown),
+                ),
+                host("compute-0", 90, failed()),
+                host("compute-0", 310, HostEvent::Recovered),
+                host("compute-0", 630, failed()),
+            ],
+            received: vec![
+                received(90, "compute-0", 503),
+                received(100, "compute-0", 202),
+                received(630, "compute-0", 409),
+            ],
+            masakari_requests: 4,
+        };
+
+        let summary = summarize(&recording);
+
+        let rows: Vec<(
+            &str,
+            Option<Duration>,
+            Option<Duration>,
+            Option<Duration>,
+            Outcome,
+        )> = summary
+            .failures
+            .iter()
+            .map(|f| {
+                (
+                    f.host.as_str(),
+                    f.failed_at,
+                    f.declared_failed_at,
+                    f.notified_at,
+                    f.outcome,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "compute-2",
+                    Some(secs(0)),
+                    None,
+                    None,
+                    Outcome::SuppressedAtStartup
+                ),
+                (
+                    "compute-0",
+                    Some(secs(60)),
+                    Some(secs(90)),
+                    Some(secs(100)),
+                    Outcome::Notified
+                ),
+                (
+                    "compute-0",
+                    Some(secs(600)),
+                    Some(secs(630)),
+                    None,
+                    Outcome::Rejected
+                ),
+            ]
+        );
+        assert_eq!(summary.failures[1].detection_delay, Some(secs(30)));
+        assert_eq!(summary.failures[1].notification_delay, Some(secs(40)));
+        assert_eq!(summary.failures[1].answers, [503, 202]);
+        assert_eq!(summary.failures[1].recovered_at, Some(secs(300)));
+        assert_eq!(summary.failures[2].answers, [409]);
+        assert_eq!(summary.accepted().count(), 1);
+    }
+
+    #[test]
+    fn outcomes_without_notification() {
+        let recording = Recording {
+            events: vec![
+                set_ready(60, "compute-0", ReadyStatus::Unknown),
+                set_ready(75, "compute-0", ReadyStatus::True),
+                set_ready(60, "compute-1", ReadyStatus::False),
+                Event {
+                    at: secs(70),
+                    action: Action::DeleteNodes {
+                        nodes: vec!["compute-1".to_owned()],
+                    },
+                },
+                set_ready(500, "compute-0", ReadyStatus::False),
+                set_ready(900, "compute-0", ReadyStatus::True),
+                set_ready(1000, "compute-0", ReadyStatus::False),
+            ],
+            decisions: vec![
+                host("compute-0", 530, HostEvent::Held),
+                host("compute-0", 910, HostEvent::RecoveredWhileHeld),
+            ],
+            ..Recording::default()
+        };
+
+        let summary = summarize(&recording);
+
+        let outcomes: Vec<(&str, u64, Outcome)> = summary
+            .failures
+            .iter()
+            .filter(|f| f.host != "compute-2")
+            .map(|f| (f.host.as_str(), f.failed_at.unwrap().as_secs(), f.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("compute-0", 60, Outcome::RecoveredBeforeDetection),
+                ("compute-1", 60, Outcome::DeletedBeforeDetection),
+                ("compute-0", 500, Outcome::Held),
+                ("compute-0", 1000, Outcome::NotDetected),
+            ]
+        );
+    }
+
+    #[test]
+    fn breaker_transitions_listed() {
+        let recording = Recording {
+            decisions: vec![
+                (
+                    secs(70),
+                    Decision::Breaker(Transition::Opened {
+                        down: 4,
+                        threshold: 3,
+                        monitored: 12,
+                    }),
+                ),
+                (
+                    secs(370),
+                    Decision::Breaker(Transition::Closed {
+                        down: 0,
+                        threshold: 3,
+                        monitored: 12,
+                        stable_for: secs(120),
+                    }),
+                ),
+            ],
+            ..Recording::default()
+        };
+
+        let summary = summarize(&recording);
+
+        let states: Vec<(&str, Duration, usize)> = summary
+            .breaker
+            .iter()
+            .map(|r| (r.state, r.at, r.down))
+            .collect();
+        assert_eq!(states, [("opened", secs(70), 4), ("closed", secs(370), 0)]);
+        let text = summary.render_text();
+        assert!(
+            text.contains("1m10s  opened (4 down, threshold 3, 12 monitored)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_times_in_seconds() {
+        let recording = Recording {
+            events: vec![set_ready(90, "compute-0", ReadyStatus::Unknown)],
+            decisions: vec![host("compute-0", 120, failed())],
+            received: vec![received(121, "compute-0", 202)],
+            ..Recording::default()
+        };
+
+        let json = summarize(&recording).to_json();
+
+        let failure = &json["failures"][1];
+        assert_eq!(failure["host"], "compute-0");
+        assert_eq!(failure["failed_at"], 90.0);
+        assert_eq!(failure["detection_delay"], 30.0);
+        assert_eq!(failure["held_at"], serde_json::Value::Null);
+        assert_eq!(failure["outcome"], "notified");
+        assert_eq!(json["passed"], true);
+        assert_eq!(json["duration"], 1200.0);
+    }
+}
