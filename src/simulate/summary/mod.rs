@@ -489,13 +489,14 @@ mod tests {
 
         let summary = summarize(&recording);
 
-        let rows: Vec<(
-            &str,
+        type Row<'a> = (
+            &'a str,
             Option<Duration>,
             Option<Duration>,
             Option<Duration>,
             Outcome,
-        )> = summary
+        );
+        let rows: Vec<Row> = summary
             .failures
             .iter()
             .map(|f| {
