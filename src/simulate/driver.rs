@@ -139,10 +139,11 @@ async fn start_fakes(
 
 /// Builds a client of the fake Kubernetes API that opens a connection per request.
 ///
-/// NOTE: on tokio's paused clock, a streamed response (a watch) on a kept-alive connection that
-/// already served a request never delivers its body to the client. This happens with a plain
-/// axum 0.8.9 server and reqwest 0.12 as well as with kube-client 5, for a cause not found yet.
-/// With `Connection: close`, every request, the watch included, gets a fresh connection.
+/// NOTE: on tokio's paused clock, an axum 0.8.9 (hyper 1.13) server sends the headers of a
+/// streamed response (a watch) on a kept-alive connection that already served a request, but
+/// never its body. A plain axum server and a raw TCP client reproduce it, and on the wall clock
+/// the body streams. The cause is not found. With `Connection: close`, every request, the watch
+/// included, gets a fresh connection.
 fn kube_client(fake: &FakeKubeApi) -> Result<kube::Client, SimulateError> {
     let url = format!("http://{}", fake.addr())
         .parse()
