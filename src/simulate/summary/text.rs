@@ -12,12 +12,12 @@ impl Summary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Scenario {}: {} nodes, {} on the {} clock, {} ticks evaluated",
+            "Scenario {}: {}, {} on the {} clock, {} evaluated",
             self.scenario,
-            self.nodes,
+            plural(self.nodes, "node"),
             format_offset(self.duration),
             self.clock,
-            self.ticks,
+            plural(self.ticks, "tick"),
         );
         self.render_events(&mut out);
         self.render_failures(&mut out);
