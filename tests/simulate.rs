@@ -424,3 +424,16 @@ fn deleted_and_recreated_node() {
         ]
     );
 }
+
+#[test]
+fn unknown_scenario_name_lists_built_ins() {
+    let output = binary().args(["simulate", "rack-los"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains("\"rack-los\""), "{stderr}");
+    assert!(
+        stderr.contains("rack-loss-breaker, single-host-failure"),
+        "{stderr}"
+    );
+}

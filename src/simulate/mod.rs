@@ -114,10 +114,19 @@ pub enum SimulateError {
 /// the default scenario.
 pub fn load(argument: Option<&str>) -> Result<Scenario, ScenarioError> {
     let name = argument.unwrap_or(DEFAULT_SCENARIO);
-    match BUILT_IN.iter().find(|(built_in, _)| *built_in == name) {
-        Some((name, text)) => Scenario::from_toml(text, &format!("built-in {name}"), name),
-        None => Scenario::from_file(std::path::Path::new(name)),
+    if let Some((name, text)) = BUILT_IN.iter().find(|(built_in, _)| *built_in == name) {
+        return Scenario::from_toml(text, &format!("built-in {name}"), name);
     }
+    let path = std::path::Path::new(name);
+    let looks_like_name = !name.contains(std::path::MAIN_SEPARATOR) && path.extension().is_none();
+    if looks_like_name && !path.exists() {
+        let available: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
+        return Err(ScenarioError::UnknownScenario {
+            name: name.to_owned(),
+            available: available.join(", "),
+        });
+    }
+    Scenario::from_file(path)
 }
 
 /// Runs `scenario` to its end in a new single-threaded runtime and returns its summary, with

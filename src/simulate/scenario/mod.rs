@@ -26,6 +26,8 @@ pub enum ScenarioError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no built-in scenario or file named {name:?}; built-in scenarios: {available}")]
+    UnknownScenario { name: String, available: String },
     #[error("invalid scenario {origin}")]
     Parse {
         origin: String,
