@@ -5,7 +5,7 @@ use masakari_hostmonitor::cli::{Command, Invocation, OutputFormat};
 use masakari_hostmonitor::config::{self, Loaded, render_effective};
 use masakari_hostmonitor::daemon::{self, RunOptions};
 use masakari_hostmonitor::simulate;
-use masakari_hostmonitor::telemetry;
+use masakari_hostmonitor::telemetry::{self, error_chain};
 
 /// Exit code for an invalid configuration or command line.
 const EXIT_CONFIG: u8 = 2;
@@ -110,16 +110,4 @@ fn simulate(
         OutputFormat::Json => simulate::command::Output::Json,
     };
     simulate::command::run(scenario, simulate::Options { real_time }, output)
-}
-
-/// Renders an error and its sources on one line: `outer: inner: root`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

@@ -87,13 +87,10 @@ pub fn run(scenario: Option<&str>, options: Options, output: Output) -> ExitCode
 
 /// Prints the error with its causes and returns the matching exit code.
 fn report(error: &SimulateError) -> ExitCode {
-    let mut message = format!("masakari-hostmonitor: simulate: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    eprintln!("{message}");
+    eprintln!(
+        "masakari-hostmonitor: simulate: {}",
+        crate::telemetry::error_chain(error)
+    );
     match error {
         SimulateError::Scenario(_)
         | SimulateError::Config { .. }
