@@ -110,8 +110,8 @@ pub enum SimulateError {
     DaemonStopped,
 }
 
-/// Resolves the `simulate` argument: a built-in scenario name, else a file path; `None` is
-/// the default scenario.
+/// Resolves the `simulate` argument, a built-in scenario name or else a file path. `None`
+/// selects the default scenario.
 pub fn load(argument: Option<&str>) -> Result<Scenario, ScenarioError> {
     let name = argument.unwrap_or(DEFAULT_SCENARIO);
     if let Some((name, text)) = BUILT_IN.iter().find(|(built_in, _)| *built_in == name) {
@@ -130,7 +130,8 @@ pub fn load(argument: Option<&str>) -> Result<Scenario, ScenarioError> {
 }
 
 /// Runs `scenario` to its end in a new single-threaded runtime and returns its summary, with
-/// the expectations checked. Blocks the calling thread; call it outside any tokio runtime.
+/// the expectations checked. It blocks the calling thread, so it must be called outside any
+/// tokio runtime, and returns [`SimulateError::InsideRuntime`] inside one.
 pub fn run(scenario: &Scenario, options: Options) -> Result<Summary, SimulateError> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(SimulateError::InsideRuntime);
