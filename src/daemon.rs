@@ -151,7 +151,7 @@ pub async fn run_with(
             elector.run(leader_stop.clone().cancelled_owned()),
         ))
     } else {
-        info!("Leader election disabled, this replica sends notifications");
+        info!("Leader election disabled");
         metrics.leader.set(1);
         None
     };

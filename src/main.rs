@@ -36,10 +36,9 @@ fn main() -> ExitCode {
 
 fn load(sources: &config::Sources, env: &HashMap<String, String>) -> Result<Loaded, ExitCode> {
     config::load(sources, env).map_err(|errors| {
-        eprintln!(
-            "masakari-hostmonitor: invalid configuration ({} errors):",
-            errors.len()
-        );
+        let count = errors.len();
+        let noun = if count == 1 { "error" } else { "errors" };
+        eprintln!("masakari-hostmonitor: invalid configuration ({count} {noun}):");
         for error in errors.iter() {
             eprintln!("  {error}");
         }
@@ -51,6 +50,20 @@ fn check_config(loaded: &Loaded) -> ExitCode {
     print!("{}", render_effective(&loaded.effective));
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
+    }
+    let from_file = loaded
+        .effective
+        .iter()
+        .any(|option| matches!(option.origin, config::Origin::File { .. }));
+    if !from_file {
+        eprintln!(
+            "warning: no option was set by a configuration file; without --config-file the files \
+             masakarimonitors.conf and masakari-hostmonitor.conf are searched in \
+             ~/.masakarimonitors/, ~/, /etc/masakarimonitors/ and /etc/"
+        );
+    }
+    if loaded.config.api.auth.auth_url.is_empty() {
+        eprintln!("warning: [api] auth_url is not set: the monitor starts only with --dry-run");
     }
     println!("\nConfiguration is valid.");
     ExitCode::SUCCESS

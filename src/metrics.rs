@@ -25,6 +25,18 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// The `outcome` values of `notifications_total`.
+pub const NOTIFICATION_OUTCOMES: &[&str] = &[
+    "delivered",
+    "already_known",
+    "rejected",
+    "config_error",
+    "retried",
+    "cancelled",
+    "dry_run",
+    "abandoned",
+];
+
 /// Every metric the process exports. Cloning shares the underlying values.
 #[derive(Clone)]
 pub struct Metrics {
@@ -165,7 +177,37 @@ impl Metrics {
             "Times this replica gained or lost leadership",
             metrics.leader_transitions.clone(),
         );
+        metrics.create_known_series();
         metrics
+    }
+
+    /// Creates every label value the components use, so that dashboards and alerts see a 0
+    /// instead of a missing series before the first event.
+    fn create_known_series(&self) {
+        for reading in ["up", "down", "no_data"] {
+            let label = ReadingLabel {
+                reading: reading.to_owned(),
+            };
+            drop(self.hosts_by_reading.get_or_create(&label));
+        }
+        for state in ["open", "closed"] {
+            let label = StateLabel {
+                state: state.to_owned(),
+            };
+            drop(self.breaker_transitions.get_or_create(&label));
+        }
+        for outcome in NOTIFICATION_OUTCOMES {
+            let label = OutcomeLabel {
+                outcome: (*outcome).to_owned(),
+            };
+            drop(self.notifications.get_or_create(&label));
+        }
+        for outcome in ["success", "failed", "rejected"] {
+            let label = OutcomeLabel {
+                outcome: outcome.to_owned(),
+            };
+            drop(self.keystone_authentications.get_or_create(&label));
+        }
     }
 
     /// Metrics registered in a throw-away registry, for tests and tools that do not export them.
@@ -179,5 +221,28 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn known_series_exported_before_events() {
+        let mut registry = Registry::default();
+        let _metrics = Metrics::new(&mut registry);
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encodes");
+        for series in [
+            r#"masakari_hostmonitor_breaker_transitions_total{state="open"} 0"#,
+            r#"masakari_hostmonitor_notifications_total{outcome="delivered"} 0"#,
+            r#"masakari_hostmonitor_notifications_total{outcome="abandoned"} 0"#,
+            r#"masakari_hostmonitor_hosts{reading="no_data"} 0"#,
+            r#"masakari_hostmonitor_keystone_authentications_total{outcome="success"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
     }
 }

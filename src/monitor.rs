@@ -313,7 +313,7 @@ fn log_startup_down(host: &str, reason: &StartupReason) {
         StartupReason::DownSince(since) => info!(
             host = %host,
             down_since = %since,
-            reason = "down for longer than the start-up horizon",
+            reason = "down for longer than [kubernetes] startup_down_horizon",
             "Host down at start-up, not notified"
         ),
         StartupReason::DownSinceUnknown => info!(

@@ -164,3 +164,36 @@ fn usage_error_exits_2() {
     let output = run(&["--no-such-flag"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn check_config_warns_without_auth_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("masakarimonitors.conf");
+    std::fs::write(&path, "[host]\nmonitoring_interval = 30\n").expect("config written");
+    let output = run(&[
+        "check-config",
+        "--config-file",
+        path.to_str().expect("utf-8"),
+    ]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("[api] auth_url is not set: the monitor starts only with --dry-run"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("no option was set by a configuration file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_warns_without_any_file() {
+    let output = run(&["check-config"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("no option was set by a configuration file"),
+        "{stderr}"
+    );
+}

@@ -25,7 +25,7 @@ async fn engine_finishes_then_maintenance_known() {
     if !stack.engine
         && let Err(reason) = stack.start_engine().await
     {
-        eprintln!("skipped: masakari-engine unavailable: {reason}");
+        support::e2e_stack::report_skip(&format!("masakari-engine unavailable: {reason}"));
         return;
     }
     let host = stack.claim_hosts(1).await.remove(0);

@@ -23,7 +23,7 @@ async fn engine_finishes_and_sets_maintenance() {
     if !stack.engine
         && let Err(reason) = stack.start_engine().await
     {
-        eprintln!("skipped: masakari-engine unavailable: {reason}");
+        support::e2e_stack::report_skip(&format!("masakari-engine unavailable: {reason}"));
         return;
     }
     let host = stack.claim_hosts(1).await.remove(0);

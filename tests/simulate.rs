@@ -437,3 +437,28 @@ fn unknown_scenario_name_lists_built_ins() {
         "{stderr}"
     );
 }
+
+#[test]
+fn misspelt_config_option_rejected() {
+    let scenario = Scenario::from_toml(
+        r#"
+        duration = "1m"
+        [fleet]
+        count = 2
+        [config.host]
+        monitoring_sample = 3
+        "#,
+        "test",
+        "typo",
+    )
+    .unwrap();
+
+    let error = simulate::run(&scenario, Options::default()).unwrap_err();
+
+    let message = error.to_string();
+    assert!(
+        matches!(error, simulate::SimulateError::ConfigWarnings { .. }),
+        "{message}"
+    );
+    assert!(message.contains("monitoring_sample"), "{message}");
+}

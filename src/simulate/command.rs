@@ -94,6 +94,7 @@ fn report(error: &SimulateError) -> ExitCode {
     match error {
         SimulateError::Scenario(_)
         | SimulateError::Config { .. }
+        | SimulateError::ConfigWarnings { .. }
         | SimulateError::AdminNotLoopback { .. } => ExitCode::from(EXIT_INVALID),
         _ => ExitCode::from(EXIT_FAILED),
     }

@@ -82,6 +82,10 @@ pub enum SimulateError {
         #[source]
         source: ConfigErrors,
     },
+    /// A scenario is a test: a misspelt or unknown option in its `[config]` would silently
+    /// change what it tests, so the warnings a daemon only logs are errors here.
+    #[error("invalid [config] in scenario {scenario}: {warnings}")]
+    ConfigWarnings { scenario: String, warnings: String },
     #[error(
         "[config.admin] listen_address {address} is not a loopback address; the simulator listens on 127.0.0.1 only"
     )]
@@ -160,6 +164,13 @@ pub fn load_config(scenario: &Scenario) -> Result<(Config, Vec<ConfigWarning>), 
             scenario: scenario.name.clone(),
             source,
         })?;
+    if !loaded.warnings.is_empty() {
+        let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        return Err(SimulateError::ConfigWarnings {
+            scenario: scenario.name.clone(),
+            warnings: warnings.join("; "),
+        });
+    }
     let address = loaded.config.admin.listen_address;
     if loaded.config.admin.enabled && !address.ip().is_loopback() {
         return Err(SimulateError::AdminNotLoopback { address });
