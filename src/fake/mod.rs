@@ -1,2 +1,3 @@
 //! In-process fakes of the Kubernetes API, Keystone and Masakari, for tests, the simulator and the benchmark.
+pub mod kube_api;
 pub mod scripted;

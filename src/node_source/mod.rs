@@ -1,6 +1,17 @@
 //! Kubernetes node source: a watch-backed cache of compact node records, sampled once per tick.
 
+use std::path::PathBuf;
+
 use jiff::Timestamp;
+
+mod cache;
+mod client;
+pub mod partial;
+pub mod record;
+pub mod store;
+
+pub use cache::{NodeCache, WatchOptions};
+pub use client::client;
 
 /// One host's reading at one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,4 +62,22 @@ pub struct Snapshot {
 pub trait NodeSource: Send + Sync + 'static {
     /// Returns the readings of every monitored host now. Never blocks on the network.
     fn snapshot(&self) -> Snapshot;
+}
+
+/// Errors building the Kubernetes client. All are configuration or environment problems that a
+/// retry does not fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("invalid kubeconfig {path}")]
+    KubeconfigInvalid {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error(
+        "no Kubernetes configuration found (KUBECONFIG, ~/.kube/config, in-cluster service account)"
+    )]
+    ConfigNotFound(#[source] kube::config::InferConfigError),
+    #[error("failed to build the Kubernetes client")]
+    ClientBuildFailed(#[source] kube::Error),
 }

@@ -1,0 +1,172 @@
+//! The synchronous part of the node cache: records by node name, freshness, and the once-per-
+//! change reports of odd Node shapes. The watch task feeds it; ticks sample it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::partial::PartialNode;
+use super::record::{NodeRecord, Projection, Shape, Unusable};
+use super::{HostSample, Snapshot};
+
+/// Node records keyed by node name, plus the watch's health.
+#[derive(Debug)]
+pub struct NodeStore {
+    projection: Projection,
+    freshness_limit: Duration,
+    records: HashMap<String, NodeRecord>,
+    synced: bool,
+    /// When the watch last went from working to failing; `None` while it works.
+    broken_since: Option<Instant>,
+    /// Reports of odd shapes logged so far (for tests and diagnostics).
+    shape_reports: u64,
+}
+
+impl NodeStore {
+    pub fn new(projection: Projection, freshness_limit: Duration) -> Self {
+        NodeStore {
+            projection,
+            freshness_limit,
+            records: HashMap::new(),
+            synced: false,
+            broken_since: None,
+            shape_reports: 0,
+        }
+    }
+
+    /// Applies an ADDED or MODIFIED Node.
+    pub fn apply(&mut self, node: PartialNode) {
+        let Some(record) = self.project(node) else {
+            return;
+        };
+        let previous = self.records.remove(&record.name);
+        self.report_shape(&record, previous.as_ref());
+        self.records.insert(record.name.clone(), record);
+    }
+
+    /// Removes a deleted Node.
+    pub fn delete(&mut self, node: &PartialNode) {
+        let Some(name) = node.metadata.name.as_deref() else {
+            return;
+        };
+        if self.records.remove(name).is_some() {
+            info!(node = %name, "Node deleted");
+        }
+    }
+
+    /// Replaces every record with the result of a full list; Nodes not listed are forgotten.
+    pub fn replace_all(&mut self, nodes: Vec<NodeRecord>) {
+        let mut old = std::mem::take(&mut self.records);
+        let mut records = HashMap::with_capacity(nodes.len());
+        for record in nodes {
+            let previous = old.remove(&record.name);
+            self.report_shape(&record, previous.as_ref());
+            records.insert(record.name.clone(), record);
+        }
+        for name in old.keys() {
+            info!(node = %name, "Node gone after relist");
+        }
+        self.records = records;
+        self.synced = true;
+    }
+
+    /// Projects a Node, logging and dropping one that cannot be used.
+    pub fn project(&self, node: PartialNode) -> Option<NodeRecord> {
+        let uid = node.metadata.uid.clone();
+        match self.projection.project(node) {
+            Ok(record) => Some(record),
+            Err(Unusable::NoName) => {
+                warn!(uid = ?uid, "Node without a name skipped");
+                None
+            }
+        }
+    }
+
+    /// Records that the watch or list just worked.
+    pub fn mark_working(&mut self) {
+        if self.broken_since.take().is_some() {
+            info!("Node watch working again");
+        }
+    }
+
+    /// Records that the watch or list just failed.
+    pub fn mark_broken(&mut self, now: Instant) {
+        self.broken_since.get_or_insert(now);
+    }
+
+    /// The cache is stale: the watch has been failing for longer than the freshness limit.
+    pub fn is_stale(&self, now: Instant) -> bool {
+        self.broken_since
+            .is_some_and(|since| now.saturating_duration_since(since) > self.freshness_limit)
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn record(&self, name: &str) -> Option<&NodeRecord> {
+        self.records.get(name)
+    }
+
+    pub fn shape_reports(&self) -> u64 {
+        self.shape_reports
+    }
+
+    /// Samples every record at `now`, sorted by host name (then node name).
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let stale = self.is_stale(now);
+        let mut hosts: Vec<(&str, HostSample)> = self
+            .records
+            .values()
+            .map(|r| (r.name.as_str(), self.projection.sample(r, stale)))
+            .collect();
+        hosts.sort_unstable_by(|a, b| a.1.host.cmp(&b.1.host).then_with(|| a.0.cmp(b.0)));
+        Snapshot {
+            synced: self.synced,
+            hosts: hosts.into_iter().map(|(_, sample)| sample).collect(),
+        }
+    }
+
+    /// Logs a record's shape when it differs from the previous record of the same Node. A Node
+    /// re-created with a new uid starts over.
+    fn report_shape(&mut self, record: &NodeRecord, previous: Option<&NodeRecord>) {
+        let previous_shape = previous
+            .filter(|p| p.uid == record.uid)
+            .map_or(Shape::Normal, |p| p.shape);
+        if let Some(previous) = previous
+            && previous.uid != record.uid
+        {
+            info!(node = %record.name, uid = %record.uid, "Node re-created");
+        }
+        if record.shape == previous_shape {
+            return;
+        }
+        let ready_status = record.ready.as_ref().map(|r| r.status.as_str());
+        match record.shape {
+            Shape::Normal => {
+                debug!(node = %record.name, previous = %previous_shape.as_str(), "Node shape normal again");
+                return;
+            }
+            Shape::NoStatus => {
+                info!(node = %record.name, shape = %record.shape.as_str(), "Node has no status yet, reading no data");
+            }
+            Shape::DuplicateReady => {
+                warn!(node = %record.name, shape = %record.shape.as_str(), chosen = ?ready_status, "Node has several Ready conditions, newest used");
+            }
+            _ => {
+                warn!(node = %record.name, shape = %record.shape.as_str(), "Node has no Ready condition, reading no data");
+            }
+        }
+        self.shape_reports += 1;
+    }
+}
