@@ -17,7 +17,9 @@
 
 pub mod admin;
 pub mod breaker;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod delivery;
 pub mod detector;
 pub mod fake;

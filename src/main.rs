@@ -1,1 +1,77 @@
-fn main() {}
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use masakari_hostmonitor::cli::{Command, Invocation};
+use masakari_hostmonitor::config::{self, Loaded, render_effective};
+use masakari_hostmonitor::daemon::{self, RunOptions};
+
+/// Exit code for an invalid configuration or command line.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let invocation = Invocation::from_env();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match invocation.cli.command {
+        Some(Command::Simulate { .. }) => {
+            eprintln!("masakari-hostmonitor: simulate is not implemented yet");
+            ExitCode::from(1)
+        }
+        Some(Command::CheckConfig { .. }) => match load(&invocation.sources, &env) {
+            Ok(loaded) => check_config(&loaded),
+            Err(code) => code,
+        },
+        None => match load(&invocation.sources, &env) {
+            Ok(loaded) => run(loaded, invocation.cli.dry_run),
+            Err(code) => code,
+        },
+    }
+}
+
+fn load(sources: &config::Sources, env: &HashMap<String, String>) -> Result<Loaded, ExitCode> {
+    config::load(sources, env).map_err(|errors| {
+        eprintln!(
+            "masakari-hostmonitor: invalid configuration ({} errors):",
+            errors.len()
+        );
+        for error in errors.iter() {
+            eprintln!("  {error}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn check_config(loaded: &Loaded) -> ExitCode {
+    print!("{}", render_effective(&loaded.effective));
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!("\nConfiguration is valid.");
+    ExitCode::SUCCESS
+}
+
+fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
+    if loaded.config.api.auth.auth_url.is_empty() && !dry_run {
+        eprintln!(
+            "masakari-hostmonitor: [api] auth_url is required to send notifications; set it, or run with --dry-run"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("masakari-hostmonitor: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = RunOptions {
+        dry_run,
+        warnings: loaded.warnings,
+    };
+    match runtime.block_on(daemon::run(loaded.config, options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("masakari-hostmonitor: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
