@@ -1,0 +1,263 @@
+//! Benchmark of the real `masakari-hostmonitor` binary: memory, CPU per tick, load on the
+//! Kubernetes API server, detection latency and delivery of a mass failure.
+//!
+//! This process runs the fake Kubernetes API server (with Nodes of realistic size) and the fake
+//! Keystone and Masakari on 127.0.0.1, and starts the monitor as a child process, so the fakes'
+//! memory and CPU are not counted against it. Build the monitor first with
+//! `cargo build --release`; this program looks for it next to itself.
+//!
+//! ```text
+//! cargo build --release
+//! cargo run --release --bin bench -- --nodes 1000,5000,10000 --runs 3 --output bench.json
+//! ```
+
+mod fleet;
+mod process;
+mod report;
+mod scenario;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use masakari_hostmonitor::node_source::WatchOptions;
+
+use crate::report::Report;
+use crate::scenario::{RunFigures, RunSettings};
+
+/// Measures the masakari-hostmonitor binary against fake Kubernetes, Keystone and Masakari
+/// servers on 127.0.0.1, and prints medians (min–max) over the runs.
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Cli {
+    /// Fleet sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    nodes: Vec<usize>,
+    /// Runs per fleet size; each starts a new monitor process.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Also write every figure as JSON to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Length of the steady-state window and of the churn window, in seconds.
+    #[arg(long, default_value_t = 30)]
+    window: u64,
+    /// `[host] monitoring_interval` of the monitor, in seconds.
+    #[arg(long, default_value_t = 1)]
+    interval: u64,
+    /// Serialised size of each Node, in bytes, reached with `status.images` entries.
+    #[arg(long, default_value_t = 15_000)]
+    node_bytes: usize,
+    /// Nodes whose heartbeat changes per minute in the churn window, in percent of the fleet.
+    #[arg(long, default_value_t = 1.0)]
+    churn_percent: f64,
+    /// Hosts failed one tick after another to measure detection latency.
+    #[arg(long, default_value_t = 5)]
+    detections: usize,
+    /// Hosts failed in one tick; capped at half the fleet.
+    #[arg(long, default_value_t = 500)]
+    mass_failures: usize,
+    /// Masakari's answer delay during the mass failure, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    masakari_latency_ms: u64,
+    /// Interval between BOOKMARK events on the fake API server's watches, in seconds.
+    #[arg(long, default_value_t = 60)]
+    bookmark_interval: u64,
+    /// The masakari-hostmonitor binary. Default: the one next to this program.
+    #[arg(long)]
+    binary: Option<PathBuf>,
+}
+
+/// Why the benchmark stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("monitor binary {0} not found; build it with `cargo build --release` or pass --binary")]
+    BinaryNotFound(PathBuf),
+    #[error("failed to locate this program")]
+    CurrentExe(#[source] std::io::Error),
+    #[error("failed to start {binary}")]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the monitor exited ({status}); its last output:\n{output}")]
+    MonitorExited { status: String, output: String },
+    #[error("I/O failed on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unexpected format of {path}")]
+    ProcFormat { path: PathBuf },
+    #[error("no free loopback port")]
+    NoFreePort(#[source] std::io::Error),
+    #[error("scraping {url} failed")]
+    ScrapeFailed {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("fake Kubernetes API failed")]
+    FakeKube(#[source] masakari_hostmonitor::fake::kube_api::FakeKubeError),
+    #[error("fake OpenStack failed")]
+    FakeOpenStack(#[source] masakari_hostmonitor::fake::openstack::FakeOpenStackError),
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("missing {0}")]
+    Missing(String),
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    #[error("failed to write the JSON report")]
+    Json(#[source] serde_json::Error),
+}
+
+impl BenchError {
+    pub fn io(path: &Path, source: std::io::Error) -> BenchError {
+        BenchError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {}", render_error(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), BenchError> {
+    validate(&cli)?;
+    let binary = match &cli.binary {
+        Some(path) => path.clone(),
+        None => sibling_binary()?,
+    };
+    if !binary.is_file() {
+        return Err(BenchError::BinaryNotFound(binary));
+    }
+    eprintln!("bench: measuring {}", binary.display());
+
+    let mut fleets = Vec::new();
+    for &size in &cli.nodes {
+        fleets.push(fleet::build(size, cli.node_bytes));
+    }
+    let mut runs: Vec<RunFigures> = Vec::new();
+    for run in 1..=cli.runs {
+        for nodes in &fleets {
+            let settings = run_settings(&cli, nodes.len());
+            eprintln!("bench: run {run}/{}, {} nodes", cli.runs, nodes.len());
+            let figures = scenario::run(&binary, nodes, &settings).await?;
+            eprintln!(
+                "bench:   start-up {:.1} s, VmRSS {:.1} MiB, CPU per tick {:.2} ms, mass failure {:.2} s",
+                figures.startup.seconds,
+                figures.memory_steady.rss_mib,
+                figures.steady.cpu_per_tick_ms,
+                figures.mass_failure.seconds_after_log
+            );
+            runs.push(figures);
+        }
+    }
+
+    let watch_timeout = WatchOptions::default().watch_timeout.as_secs();
+    let report = Report::new(cli.nodes.clone(), runs, watch_timeout);
+    print_report(&cli, &report);
+    if let Some(path) = &cli.output {
+        let json = serde_json::to_vec_pretty(&report).map_err(BenchError::Json)?;
+        std::fs::write(path, json).map_err(|source| BenchError::io(path, source))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn validate(cli: &Cli) -> Result<(), BenchError> {
+    if cli.runs == 0 {
+        return Err(BenchError::InvalidOption(
+            "--runs must be at least 1".into(),
+        ));
+    }
+    if cli.interval == 0 {
+        return Err(BenchError::InvalidOption(
+            "--interval must be at least 1 second".into(),
+        ));
+    }
+    if let Some(size) = cli
+        .nodes
+        .iter()
+        .find(|size| **size < 4 || **size <= cli.detections * 2)
+    {
+        return Err(BenchError::InvalidOption(format!(
+            "--nodes {size} is too small: each size needs at least 4 nodes and more than twice --detections"
+        )));
+    }
+    Ok(())
+}
+
+/// Settings of one run; the mass failure is capped so that at most half the fleet is down.
+fn run_settings(cli: &Cli, nodes: usize) -> RunSettings {
+    let mass_failures = cli.mass_failures.min(nodes / 2 - cli.detections).max(1);
+    RunSettings {
+        interval_secs: cli.interval,
+        window: Duration::from_secs(cli.window),
+        churn_percent_per_minute: cli.churn_percent,
+        detections: cli.detections,
+        mass_failures,
+        masakari_latency: Duration::from_millis(cli.masakari_latency_ms),
+        bookmark_interval: Duration::from_secs(cli.bookmark_interval.max(1)),
+        startup_timeout: Duration::from_secs(180),
+    }
+}
+
+/// The `masakari-hostmonitor` binary in this program's directory (`target/release` under
+/// `cargo run --release`).
+fn sibling_binary() -> Result<PathBuf, BenchError> {
+    let exe = std::env::current_exe().map_err(BenchError::CurrentExe)?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    Ok(dir.join(format!(
+        "masakari-hostmonitor{}",
+        std::env::consts::EXE_SUFFIX
+    )))
+}
+
+fn print_report(cli: &Cli, report: &Report) {
+    println!(
+        "masakari-hostmonitor benchmark: {} run(s) per size, medians (min–max)",
+        cli.runs
+    );
+    println!(
+        "Nodes of {} bytes; interval {} s; windows of {} s; churn {}% of Nodes per minute; \
+         Masakari latency {} ms in the mass failure; BOOKMARK every {} s",
+        report.runs.first().map_or(cli.node_bytes, |r| r.node_bytes),
+        cli.interval,
+        cli.window,
+        cli.churn_percent,
+        cli.masakari_latency_ms,
+        cli.bookmark_interval
+    );
+    println!(
+        "Per-hour bytes are extrapolated from the steady window; per-hour requests are the \
+         lists measured in the window plus {:.1} watch requests computed from the {} s watch \
+         timeout.\n",
+        report.watch_requests_per_hour, report.watch_timeout_secs
+    );
+    print!("{}", report.table());
+}
+
+/// The error and its chain of causes, one per line.
+fn render_error(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}

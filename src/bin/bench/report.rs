@@ -1,0 +1,356 @@
+//! Summaries over repeated runs: medians with min and max, printed as a table and as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::scenario::RunFigures;
+
+/// Median, minimum and maximum of one figure over the runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// One row of the table: a figure at every fleet size.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub figure: &'static str,
+    pub unit: &'static str,
+    /// The target, as text, or empty.
+    pub target: &'static str,
+    /// One entry per fleet size, in the order of `Report::sizes`.
+    pub values: Vec<Option<Spread>>,
+}
+
+/// The whole result: the summary table and every run's raw figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub sizes: Vec<usize>,
+    pub rows: Vec<Row>,
+    /// Watch requests per hour in steady state, computed from the watch timeout.
+    pub watch_requests_per_hour: f64,
+    pub watch_timeout_secs: u64,
+    pub runs: Vec<RunFigures>,
+}
+
+/// How a row takes its values from one run's figures. Most give one value per run; the
+/// detection latencies give one per host.
+type Extract = fn(&RunFigures, f64) -> Vec<f64>;
+
+impl Spread {
+    /// Returns `None` for no values. The median of an even count is the mean of the middle two.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 0 {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        } else {
+            sorted[middle]
+        };
+        Some(Spread {
+            median,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+        })
+    }
+}
+
+impl Report {
+    pub fn new(sizes: Vec<usize>, runs: Vec<RunFigures>, watch_timeout_secs: u64) -> Report {
+        let per_hour = 3600.0 / watch_timeout_secs.max(1) as f64;
+        let rows = rows()
+            .into_iter()
+            .map(|(figure, unit, target, extract)| Row {
+                figure,
+                unit,
+                target,
+                values: sizes
+                    .iter()
+                    .map(|size| {
+                        let values: Vec<f64> = runs
+                            .iter()
+                            .filter(|run| run.nodes == *size)
+                            .flat_map(|run| extract(run, per_hour))
+                            .collect();
+                        Spread::of(&values)
+                    })
+                    .collect(),
+            })
+            .collect();
+        Report {
+            sizes,
+            rows,
+            watch_requests_per_hour: per_hour,
+            watch_timeout_secs,
+            runs,
+        }
+    }
+
+    /// Renders the table: one column per fleet size, each cell `median (min–max)`.
+    pub fn table(&self) -> String {
+        let mut header = vec!["figure".to_owned(), "unit".to_owned()];
+        header.extend(self.sizes.iter().map(|size| format!("{size} nodes")));
+        header.push("target".to_owned());
+        let mut lines = vec![header];
+        for row in &self.rows {
+            let mut cells = vec![row.figure.to_owned(), row.unit.to_owned()];
+            cells.extend(row.values.iter().map(|value| match value {
+                Some(spread) => format_spread(spread),
+                None => "-".to_owned(),
+            }));
+            cells.push(row.target.to_owned());
+            lines.push(cells);
+        }
+        render_columns(&lines)
+    }
+}
+
+fn rows() -> Vec<(&'static str, &'static str, &'static str, Extract)> {
+    vec![
+        ("start-up: spawn to first full tick", "s", "", |r, _| {
+            vec![r.startup.seconds]
+        }),
+        ("start-up: list requests", "requests", "", |r, _| {
+            vec![r.startup.list_requests as f64]
+        }),
+        ("start-up: bytes read", "MB", "", |r, _| {
+            vec![r.startup.bytes as f64 / 1e6]
+        }),
+        ("steady: VmRSS", "MiB", "<= 64 at 10,000", |r, _| {
+            vec![r.memory_steady.rss_mib]
+        }),
+        ("steady: VmHWM (peak since start)", "MiB", "", |r, _| {
+            vec![r.memory_steady.hwm_mib]
+        }),
+        (
+            "steady: CPU per tick (/proc)",
+            "ms",
+            "<= 10 at 10,000",
+            |r, _| vec![r.steady.cpu_per_tick_ms],
+        ),
+        (
+            "steady: tick evaluation (histogram mean)",
+            "ms",
+            "",
+            |r, _| vec![r.steady.tick_eval_ms],
+        ),
+        ("steady: ticks in window", "ticks", "", |r, _| {
+            vec![r.steady.ticks]
+        }),
+        (
+            "steady: list requests in window",
+            "requests",
+            "0",
+            |r, _| vec![r.steady.list_requests as f64],
+        ),
+        (
+            "steady: watch requests in window",
+            "requests",
+            "",
+            |r, _| vec![r.steady.watch_requests as f64],
+        ),
+        ("steady: bytes read in window", "bytes", "", |r, _| {
+            vec![r.steady.bytes as f64]
+        }),
+        (
+            "steady: bytes per hour (extrapolated)",
+            "KB/h",
+            "",
+            |r, _| vec![per_hour(r.steady.bytes as f64, r.steady.seconds) / 1e3],
+        ),
+        (
+            "steady: requests per hour (computed)",
+            "requests/h",
+            "",
+            |r, watch_per_hour| {
+                vec![per_hour(r.steady.list_requests as f64, r.steady.seconds) + watch_per_hour]
+            },
+        ),
+        ("churn: Node updates applied", "per min", "", |r, _| {
+            vec![per_minute(r.churn_updates as f64, r.churn.seconds)]
+        }),
+        ("churn: watch events applied", "per min", "", |r, _| {
+            vec![per_minute(r.churn.watch_events, r.churn.seconds)]
+        }),
+        ("churn: watch bytes read", "KB/min", "", |r, _| {
+            vec![per_minute(r.churn.bytes as f64, r.churn.seconds) / 1e3]
+        }),
+        ("churn: list requests in window", "requests", "0", |r, _| {
+            vec![r.churn.list_requests as f64]
+        }),
+        ("churn: CPU per tick (/proc)", "ms", "", |r, _| {
+            vec![r.churn.cpu_per_tick_ms]
+        }),
+        (
+            "churn: tick evaluation (histogram mean)",
+            "ms",
+            "",
+            |r, _| vec![r.churn.tick_eval_ms],
+        ),
+        (
+            "detection: after Host failed log line",
+            "ms",
+            "<= 100",
+            |r, _| r.detection.after_log_ms.clone(),
+        ),
+        ("detection: after tick start", "ms", "", |r, _| {
+            r.detection.after_tick_start_ms.clone()
+        }),
+        (
+            "mass failure: hosts failed in one tick",
+            "hosts",
+            "",
+            |r, _| vec![r.mass_failure.hosts as f64],
+        ),
+        (
+            "mass failure: notifications accepted",
+            "hosts",
+            "",
+            |r, _| vec![r.mass_failure.accepted as f64],
+        ),
+        (
+            "mass failure: ticks the failures spanned",
+            "ticks",
+            "1",
+            |r, _| vec![r.mass_failure.ticks_spanned as f64],
+        ),
+        (
+            "mass failure: all delivered, after log line",
+            "s",
+            "<= 5",
+            |r, _| vec![r.mass_failure.seconds_after_log],
+        ),
+        (
+            "mass failure: all delivered, after tick start",
+            "s",
+            "",
+            |r, _| vec![r.mass_failure.seconds_after_tick_start],
+        ),
+        ("end of run: VmRSS", "MiB", "", |r, _| {
+            vec![r.memory_end.rss_mib]
+        }),
+        ("end of run: VmHWM", "MiB", "", |r, _| {
+            vec![r.memory_end.hwm_mib]
+        }),
+    ]
+}
+
+fn per_hour(count: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count * 3600.0 / seconds
+    } else {
+        0.0
+    }
+}
+
+fn per_minute(count: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count * 60.0 / seconds
+    } else {
+        0.0
+    }
+}
+
+fn format_spread(spread: &Spread) -> String {
+    if spread.min == spread.max {
+        format_number(spread.median)
+    } else {
+        format!(
+            "{} ({}–{})",
+            format_number(spread.median),
+            format_number(spread.min),
+            format_number(spread.max)
+        )
+    }
+}
+
+/// Three significant digits for small values, whole numbers from 100 up.
+fn format_number(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude >= 100.0 || value == value.trunc() {
+        format!("{value:.0}")
+    } else if magnitude >= 10.0 {
+        format!("{value:.1}")
+    } else if magnitude >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+fn render_columns(lines: &[Vec<String>]) -> String {
+    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| {
+            lines
+                .iter()
+                .filter_map(|line| line.get(column))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for (index, line) in lines.iter().enumerate() {
+        for (column, cell) in line.iter().enumerate() {
+            let padding = widths[column] - cell.chars().count();
+            let _ = write!(text, "{cell}{}  ", " ".repeat(padding));
+        }
+        text.truncate(text.trim_end().len());
+        text.push('\n');
+        if index == 0 {
+            let rule: usize = widths.iter().sum::<usize>() + 2 * columns.saturating_sub(1);
+            text.push_str(&"-".repeat(rule));
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_of_odd_and_even_counts() {
+        assert_eq!(
+            Spread::of(&[3.0, 1.0, 2.0]),
+            Some(Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            })
+        );
+        assert_eq!(
+            Spread::of(&[4.0, 1.0, 2.0, 3.0]).map(|s| s.median),
+            Some(2.5)
+        );
+        assert_eq!(Spread::of(&[]), None);
+        assert_eq!(Spread::of(&[f64::NAN]), None);
+    }
+
+    #[test]
+    fn numbers_formatted_by_magnitude() {
+        assert_eq!(format_number(1234.56), "1235");
+        assert_eq!(format_number(12.345), "12.3");
+        assert_eq!(format_number(1.2345), "1.23");
+        assert_eq!(format_number(0.12345), "0.123");
+        assert_eq!(format_number(3.0), "3");
+    }
+
+    #[test]
+    fn columns_aligned() {
+        let lines = vec![
+            vec!["a".to_owned(), "bb".to_owned()],
+            vec!["ccc".to_owned(), "d".to_owned()],
+        ];
+        assert_eq!(render_columns(&lines), "a    bb\n-------\nccc  d\n");
+    }
+}
