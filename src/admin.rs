@@ -24,6 +24,12 @@ use tokio::time::Instant;
 /// OpenMetrics parser from this header.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Lines of the `/readyz` body, one per unmet condition.
+pub const REASON_SHUTTING_DOWN: &str = "shutdown started";
+pub const REASON_NOT_SYNCED: &str = "initial node list not done";
+pub const REASON_NO_TICK: &str = "first tick not done";
+pub const REASON_NO_TOKEN: &str = "no keystone token yet";
+
 /// Ticks may be this many monitoring intervals apart before liveness fails.
 const LIVENESS_INTERVALS: u32 = 3;
 
@@ -64,16 +70,18 @@ struct HealthInner {
     authenticated: AtomicBool,
     dry_run: AtomicBool,
     shutting_down: AtomicBool,
+    /// Set while `/healthz` fails, so that the failure is logged once per outage.
+    liveness_failing: AtomicBool,
     /// The last tick, or the creation time until the first tick, so that start-up gets one full
     /// deadline before liveness fails.
     last_tick: Mutex<Instant>,
     liveness_deadline: Duration,
 }
 
-/// Readiness conditions that are not met yet, in a fixed order.
+/// Reasons the process is not ready, in a fixed order; empty when ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
-    pub missing: Vec<&'static str>,
+    pub reasons: Vec<&'static str>,
 }
 
 /// Liveness at one instant.
@@ -94,6 +102,7 @@ impl Health {
                 authenticated: AtomicBool::new(false),
                 dry_run: AtomicBool::new(false),
                 shutting_down: AtomicBool::new(false),
+                liveness_failing: AtomicBool::new(false),
                 last_tick: Mutex::new(Instant::now()),
                 liveness_deadline,
             }),
@@ -136,24 +145,24 @@ impl Health {
         self.inner.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Returns the readiness conditions not met yet; an empty list means ready.
+    /// Returns why the process is not ready; an empty list means ready.
     pub fn readiness(&self) -> Readiness {
         let inner = &self.inner;
-        let mut missing = Vec::new();
+        let mut reasons = Vec::new();
         if inner.shutting_down.load(Ordering::Acquire) {
-            missing.push("not shutting down");
+            reasons.push(REASON_SHUTTING_DOWN);
         }
         if !inner.synced.load(Ordering::Acquire) {
-            missing.push("initial node list");
+            reasons.push(REASON_NOT_SYNCED);
         }
         if !inner.ticked.load(Ordering::Acquire) {
-            missing.push("first tick");
+            reasons.push(REASON_NO_TICK);
         }
         let needs_token = !inner.dry_run.load(Ordering::Acquire);
         if needs_token && !inner.authenticated.load(Ordering::Acquire) {
-            missing.push("keystone token");
+            reasons.push(REASON_NO_TOKEN);
         }
-        Readiness { missing }
+        Readiness { reasons }
     }
 
     /// Returns the time since the last tick and the deadline it is held to.
@@ -168,7 +177,7 @@ impl Health {
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.missing.is_empty()
+        self.reasons.is_empty()
     }
 }
 
@@ -183,8 +192,8 @@ pub fn liveness_deadline(monitoring_interval: Duration) -> Duration {
     monitoring_interval.saturating_mul(LIVENESS_INTERVALS) + LIVENESS_MARGIN
 }
 
-/// A poisoned lock only means another thread panicked while holding an `Instant`, which is
-/// still valid.
+/// Locks `mutex`, recovering from poisoning: a panic elsewhere cannot leave an `Instant`
+/// half-written.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -238,15 +247,21 @@ async fn healthz(State(state): State<AppState>) -> Response {
     let liveness = state.health.liveness(Instant::now());
     let since = liveness.since_last_tick.as_secs_f64();
     let deadline = liveness.deadline.as_secs_f64();
+    let failing = &state.health.inner.liveness_failing;
     if liveness.is_alive() {
+        if failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(since_last_tick_seconds = since, "Liveness restored");
+        }
         let body = format!("ok: last tick {since:.1} s ago, deadline {deadline:.0} s\n");
         (StatusCode::OK, body).into_response()
     } else {
-        tracing::warn!(
-            since_last_tick_seconds = since,
-            deadline_seconds = deadline,
-            "Liveness failed"
-        );
+        if !failing.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                since_last_tick_seconds = since,
+                deadline_seconds = deadline,
+                "Liveness failed, monitor loop not ticking"
+            );
+        }
         let body = format!("no tick for {since:.1} s, deadline {deadline:.0} s\n");
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
@@ -257,9 +272,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if readiness.is_ready() {
         return (StatusCode::OK, "ready\n").into_response();
     }
-    let mut body = String::from("not ready, missing:\n");
-    for condition in &readiness.missing {
-        let _ = writeln!(body, "- {condition}");
+    let mut body = String::from("not ready:\n");
+    for reason in &readiness.reasons {
+        let _ = writeln!(body, "- {reason}");
     }
     (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
@@ -286,10 +301,10 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn readiness_lists_missing_conditions() {
+    async fn readiness_lists_unmet_conditions() {
         let health = Health::new(Duration::from_secs(10));
-        let expected = vec!["initial node list", "first tick", "keystone token"];
-        assert_eq!(health.readiness().missing, expected);
+        let expected = vec![REASON_NOT_SYNCED, REASON_NO_TICK, REASON_NO_TOKEN];
+        assert_eq!(health.readiness().reasons, expected);
     }
 
     #[tokio::test(start_paused = true)]
@@ -310,7 +325,7 @@ mod tests {
     async fn readiness_withdrawn_on_shutdown() {
         let health = ready_health();
         health.mark_shutting_down();
-        assert_eq!(health.readiness().missing, vec!["not shutting down"]);
+        assert_eq!(health.readiness().reasons, vec![REASON_SHUTTING_DOWN]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -29,7 +29,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Where the configuration comes from.
+/// Configuration sources.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// Read this configuration file (INI, or TOML when the name ends in .toml). Repeatable; files

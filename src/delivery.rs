@@ -1,20 +1,23 @@
 //! Delivery queue: at most one pending notification per host, sent concurrently, retried until
 //! delivered, cancelled when the host recovers, held while sending is not permitted.
 
+mod task;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::{Instant, sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, trace, warn};
 
 use crate::config::{Config, HostSection};
 use crate::metrics::Metrics;
+use task::{Delivery, Shared, deliver};
 
 /// A COMPUTE_HOST STOPPED notification the monitor decided to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,15 +177,6 @@ pub fn spawn(
     )
 }
 
-/// State shared by every delivery task.
-struct Shared {
-    notifier: Arc<dyn Notifier>,
-    semaphore: Arc<Semaphore>,
-    permit: SendPermit,
-    settings: DeliverySettings,
-    metrics: Metrics,
-}
-
 /// The queue task's state: one pending delivery per host.
 struct Queue {
     shared: Arc<Shared>,
@@ -194,20 +188,6 @@ struct Queue {
 struct Pending {
     id: u64,
     cancel: CancellationToken,
-}
-
-/// A notification on its way, with the clock readings the metrics need.
-struct Delivery {
-    notification: Notification,
-    /// Time between the host failing and the submit, read from the wall clock at submit.
-    age_at_submit: Duration,
-    submitted: Instant,
-    cancel: CancellationToken,
-}
-
-/// Reason a delivery task stopped waiting without sending.
-enum Stop {
-    Cancelled,
 }
 
 impl Queue {
@@ -335,205 +315,4 @@ impl Queue {
         self.shared.metrics.notifications_pending.set(0);
         info!("Delivery queue stopped");
     }
-}
-
-/// Delivers one notification: waits for the permit and a concurrency slot, sends, and retries
-/// until an outcome closes it or it is cancelled.
-async fn deliver(shared: &Shared, delivery: Delivery) {
-    let settings = &shared.settings;
-    let host = delivery.notification.host.as_str();
-    let mut attempt: u32 = 0;
-    let mut fast_retries: u32 = 0;
-    // After a failed attempt the request may still have reached Masakari, so a later 409
-    // means this notification arrived.
-    let mut maybe_arrived = false;
-
-    loop {
-        let slot = match acquire_slot(shared, &delivery.cancel).await {
-            Ok(slot) => slot,
-            Err(Stop::Cancelled) => return cancelled(shared, host, attempt),
-        };
-
-        attempt += 1;
-        let started = Instant::now();
-        let outcome = shared.notifier.send(&delivery.notification).await;
-        drop(slot);
-        shared
-            .metrics
-            .delivery_attempt_seconds
-            .observe(started.elapsed().as_secs_f64());
-
-        let delay = match outcome {
-            Outcome::Delivered { notification_uuid } => {
-                let uuid = notification_uuid.unwrap_or_default();
-                info!(host, notification = %uuid, outcome = "delivered", attempt, "Notification delivered");
-                return delivered(shared, &delivery);
-            }
-            Outcome::AlreadyKnown { message } if maybe_arrived => {
-                info!(
-                    host,
-                    outcome = "delivered",
-                    attempt,
-                    message = %message,
-                    "Notification delivered by an earlier attempt"
-                );
-                return delivered(shared, &delivery);
-            }
-            Outcome::AlreadyKnown { message } => {
-                info!(host, outcome = "already_known", attempt, message = %message, "Notification already known to Masakari");
-                return shared.metrics.count_notification("already_known");
-            }
-            Outcome::Rejected { message } => {
-                error!(
-                    host,
-                    outcome = "rejected",
-                    attempt,
-                    message = %message,
-                    hint = "check that the host belongs to a failover segment under this name, \
-                            and the [kubernetes] host_name_* options",
-                    "Notification rejected by Masakari"
-                );
-                return shared.metrics.count_notification("rejected");
-            }
-            Outcome::DryRun => return shared.metrics.count_notification("dry_run"),
-            Outcome::ConfigError { reason } => {
-                shared.metrics.count_notification("config_error");
-                error!(
-                    host,
-                    outcome = "config_error",
-                    attempt,
-                    reason = %reason,
-                    retry_in_seconds = settings.slow_retry_interval.as_secs_f64(),
-                    "Notification failed, configuration error"
-                );
-                settings.slow_retry_interval
-            }
-            Outcome::Retryable { reason } => {
-                maybe_arrived = true;
-                shared.metrics.count_notification("retried");
-                retry_delay(shared, host, attempt, &mut fast_retries, &reason)
-            }
-        };
-
-        tokio::select! {
-            _ = delivery.cancel.cancelled() => return cancelled(shared, host, attempt),
-            _ = sleep(delay) => {}
-        }
-    }
-}
-
-/// Picks the next delay: a fast retry while any remain, else a slow one with an ERROR log.
-fn retry_delay(
-    shared: &Shared,
-    host: &str,
-    attempt: u32,
-    fast_retries: &mut u32,
-    reason: &str,
-) -> Duration {
-    let settings = &shared.settings;
-    if *fast_retries < settings.retry_max {
-        *fast_retries += 1;
-        if attempt == 1 {
-            warn!(
-                host,
-                outcome = "retried",
-                attempt,
-                reason,
-                "Notification failed, retrying"
-            );
-        } else {
-            debug!(
-                host,
-                outcome = "retried",
-                attempt,
-                reason,
-                "Notification failed, retrying"
-            );
-        }
-        return settings.retry_interval;
-    }
-    shared.metrics.slow_retries.inc();
-    error!(
-        host,
-        outcome = "retried",
-        attempt,
-        reason,
-        retry_in_seconds = settings.slow_retry_interval.as_secs_f64(),
-        "Notification still not delivered, retrying"
-    );
-    settings.slow_retry_interval
-}
-
-/// Waits until sending is permitted and a concurrency slot is free.
-async fn acquire_slot(
-    shared: &Shared,
-    cancel: &CancellationToken,
-) -> Result<OwnedSemaphorePermit, Stop> {
-    let mut breaker = shared.permit.breaker_closed.clone();
-    let mut leader = shared.permit.leader.clone();
-    let mut held_logged = false;
-    loop {
-        if cancel.is_cancelled() {
-            return Err(Stop::Cancelled);
-        }
-        if !(*breaker.borrow_and_update() && *leader.borrow_and_update()) {
-            if !held_logged {
-                debug!("Notification held, sending not permitted");
-                held_logged = true;
-            }
-            wait_for_change(&mut breaker, &mut leader, cancel).await?;
-            continue;
-        }
-
-        let slot = tokio::select! {
-            _ = cancel.cancelled() => return Err(Stop::Cancelled),
-            slot = shared.semaphore.clone().acquire_owned() => slot,
-        };
-        let Ok(slot) = slot else {
-            // The semaphore is never closed; treat a closed one as a stopped queue.
-            return Err(Stop::Cancelled);
-        };
-        // The permit may have changed while this task waited for the slot.
-        if *breaker.borrow() && *leader.borrow() {
-            return Ok(slot);
-        }
-    }
-}
-
-async fn wait_for_change(
-    breaker: &mut watch::Receiver<bool>,
-    leader: &mut watch::Receiver<bool>,
-    cancel: &CancellationToken,
-) -> Result<(), Stop> {
-    tokio::select! {
-        _ = cancel.cancelled() => Err(Stop::Cancelled),
-        changed = breaker.changed() => match changed {
-            Ok(()) => Ok(()),
-            // A dropped sender keeps its last value forever: wait for cancel only.
-            Err(_) => { cancel.cancelled().await; Err(Stop::Cancelled) }
-        },
-        changed = leader.changed() => match changed {
-            Ok(()) => Ok(()),
-            Err(_) => { cancel.cancelled().await; Err(Stop::Cancelled) }
-        },
-    }
-}
-
-fn delivered(shared: &Shared, delivery: &Delivery) {
-    shared.metrics.count_notification("delivered");
-    let total = delivery.age_at_submit + delivery.submitted.elapsed();
-    shared
-        .metrics
-        .failed_to_delivered_seconds
-        .observe(total.as_secs_f64());
-}
-
-fn cancelled(shared: &Shared, host: &str, attempts: u32) {
-    shared.metrics.count_notification("cancelled");
-    warn!(
-        host,
-        outcome = "cancelled",
-        attempts,
-        "Notification cancelled, host recovered"
-    );
 }

@@ -10,7 +10,10 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let invocation = Invocation::from_env();
-    let env: HashMap<String, String> = std::env::vars().collect();
+    // Variables that are not UTF-8 cannot name or hold an option, so they are skipped.
+    let env: HashMap<String, String> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect();
     match invocation.cli.command {
         Some(Command::Simulate { .. }) => {
             eprintln!("masakari-hostmonitor: simulate is not implemented yet");
@@ -59,7 +62,7 @@ fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("masakari-hostmonitor: cannot start the async runtime: {error}");
+            eprintln!("masakari-hostmonitor: failed to start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };

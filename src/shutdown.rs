@@ -1,5 +1,5 @@
-//! Two-stage shutdown: the first SIGTERM or SIGINT starts a graceful drain, a second one asks
-//! for an immediate abort.
+//! Two-stage shutdown: the first SIGTERM or SIGINT starts a graceful drain, a second one requests
+//! an immediate abort.
 //!
 //! Components await [`Shutdown::signalled`] (or a clone of [`Shutdown::token`]) and stop taking
 //! new work. `main` awaits [`Shutdown::aborted`] next to the drain and exits at once with
@@ -21,7 +21,7 @@ pub enum Signal {
     Terminate,
 }
 
-/// Where the process is in its shutdown.
+/// Shutdown progress of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Running,
@@ -86,7 +86,11 @@ impl Stage {
 
 impl Shutdown {
     /// Installs SIGTERM and SIGINT handlers on the current tokio runtime and returns the
-    /// shutdown they drive. Call once, from inside the runtime.
+    /// shutdown they drive.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, as `tokio::spawn` and `tokio::signal` do.
     pub fn install() -> Result<Shutdown, ShutdownError> {
         use tokio::signal::unix::{SignalKind, signal};
 
@@ -141,7 +145,7 @@ impl Shutdown {
         self.token.cancelled().await;
     }
 
-    /// Completes with the latest signal once a second signal asks for an abort.
+    /// Completes with the latest signal once a second signal requests an abort.
     pub async fn aborted(&self) -> Signal {
         let mut stage = self.stage.clone();
         let result = stage

@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use masakari_hostmonitor::admin::{self, AdminError, Health, METRICS_CONTENT_TYPE};
+use masakari_hostmonitor::admin::{
+    self, AdminError, Health, METRICS_CONTENT_TYPE, REASON_NO_TICK, REASON_NO_TOKEN,
+    REASON_NOT_SYNCED, REASON_SHUTTING_DOWN,
+};
 use masakari_hostmonitor::metrics::Metrics;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -78,22 +81,18 @@ async fn readiness_needs_all_three_conditions() {
     let response = get(server.addr, "/readyz").await;
     assert_eq!(response.status, 503);
     assert!(
-        response.body.contains("initial node list"),
+        response.body.contains(REASON_NOT_SYNCED),
         "{}",
         response.body
     );
-    assert!(response.body.contains("first tick"), "{}", response.body);
-    assert!(
-        response.body.contains("keystone token"),
-        "{}",
-        response.body
-    );
+    assert!(response.body.contains(REASON_NO_TICK), "{}", response.body);
+    assert!(response.body.contains(REASON_NO_TOKEN), "{}", response.body);
 
     server.health.mark_synced();
     let response = get(server.addr, "/readyz").await;
     assert_eq!(response.status, 503);
     assert!(
-        !response.body.contains("initial node list"),
+        !response.body.contains(REASON_NOT_SYNCED),
         "{}",
         response.body
     );
@@ -101,12 +100,8 @@ async fn readiness_needs_all_three_conditions() {
     server.health.mark_ticked(Instant::now());
     let response = get(server.addr, "/readyz").await;
     assert_eq!(response.status, 503);
-    assert!(
-        response.body.contains("keystone token"),
-        "{}",
-        response.body
-    );
-    assert!(!response.body.contains("first tick"), "{}", response.body);
+    assert!(response.body.contains(REASON_NO_TOKEN), "{}", response.body);
+    assert!(!response.body.contains(REASON_NO_TICK), "{}", response.body);
 
     server.health.mark_authenticated();
     let response = get(server.addr, "/readyz").await;
@@ -124,7 +119,11 @@ async fn readiness_withdrawn_when_shutdown_starts() {
     server.health.mark_shutting_down();
     let response = get(server.addr, "/readyz").await;
     assert_eq!(response.status, 503);
-    assert!(response.body.contains("shutting down"), "{}", response.body);
+    assert!(
+        response.body.contains(REASON_SHUTTING_DOWN),
+        "{}",
+        response.body
+    );
 }
 
 #[tokio::test(start_paused = true)]

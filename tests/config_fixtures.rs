@@ -298,6 +298,12 @@ fn charm_with_auth_section_loads() {
             line: Some(18)
         })
     );
+    let texts: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(
+        texts[0].ends_with("[DEFAULT] host: deprecated name; use hostname instead"),
+        "{texts:?}"
+    );
 }
 
 #[test]

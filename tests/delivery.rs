@@ -2,7 +2,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -13,6 +13,8 @@ use masakari_hostmonitor::delivery::{
     SendPermit,
 };
 use masakari_hostmonitor::metrics::{Metrics, OutcomeLabel};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
@@ -115,6 +117,7 @@ struct Harness {
     breaker: watch::Sender<bool>,
     leader: watch::Sender<bool>,
     metrics: Metrics,
+    registry: Registry,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -124,7 +127,8 @@ impl Harness {
         let (handle, rx) = delivery::channel();
         let (breaker, breaker_closed) = watch::channel(true);
         let (leader, leader_rx) = watch::channel(true);
-        let metrics = Metrics::unregistered();
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
         let shutdown = CancellationToken::new();
         let permit = SendPermit {
             breaker_closed,
@@ -143,6 +147,7 @@ impl Harness {
             breaker,
             leader,
             metrics,
+            registry,
             shutdown,
             task,
         }
@@ -155,6 +160,15 @@ impl Harness {
                 outcome: outcome.to_owned(),
             })
             .get()
+    }
+
+    /// Returns the value of one line of the Prometheus text output.
+    fn exported(&self, name: &str) -> f64 {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not exported"))
     }
 
     fn pending(&self) -> i64 {
@@ -183,15 +197,23 @@ impl io::Write for LogBuffer {
     }
 }
 
-fn capture_logs() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
-    let buffer = LogBuffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (buffer, tracing::subscriber::set_default(subscriber))
+/// Returns the log output of every test in this binary.
+///
+/// One global subscriber, because a thread-local one misses events whose callsites other test
+/// threads registered first.
+fn captured_logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -233,6 +255,11 @@ async fn outage_of_ten_minutes_notifies_once() {
         );
     }
     assert!(queue.metrics.slow_retries.get() > 0);
+    let prefix = "masakari_hostmonitor_failed_to_delivered_seconds";
+    assert_eq!(queue.exported(&format!("{prefix}_count")), 2.0);
+    // compute-a waited at least 600 s and compute-b at least 300 s.
+    assert!(queue.exported(&format!("{prefix}_sum")) >= 900.0);
+    assert!(queue.exported(&format!("{prefix}_sum")) < 1100.0);
 
     sleep(Duration::from_secs(3600)).await;
     assert_eq!(queue.count("delivered"), 2, "no more sends once delivered");
@@ -477,6 +504,25 @@ async fn held_until_permitted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn dropped_breaker_sender_keeps_last_value() {
+    let fake = FakeNotifier::new(Duration::ZERO, |_, _, _| delivered());
+    let mut queue = Harness::start(fake.clone(), settings());
+    queue.leader.send_replace(false);
+    drop(std::mem::replace(
+        &mut queue.breaker,
+        watch::channel(true).0,
+    ));
+
+    queue.handle.submit(notification("compute-a"));
+    sleep(Duration::from_secs(3600)).await;
+    assert!(fake.calls().is_empty());
+
+    queue.leader.send_replace(true);
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(fake.calls().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn five_hundred_hosts_concurrently() {
     let fake = FakeNotifier::new(Duration::from_millis(50), |_, _, _| delivered());
     let settings = settings();
@@ -518,7 +564,7 @@ async fn shutdown_waits_for_attempt_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_gives_up_after_timeout() {
-    let (logs, _guard) = capture_logs();
+    let logs = captured_logs();
     let fake = FakeNotifier::new(Duration::ZERO, |_, _, _| retryable());
     let mut queue = Harness::start(fake.clone(), settings());
 
@@ -543,7 +589,7 @@ async fn shutdown_gives_up_after_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn dry_run_logs_and_sends_nothing() {
-    let (logs, _guard) = capture_logs();
+    let logs = captured_logs();
     let queue = Harness::start(Arc::new(DryRunNotifier), settings());
 
     queue.handle.submit(notification("compute-a"));

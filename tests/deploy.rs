@@ -48,7 +48,7 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Every object under deploy/, except the Kustomization itself.
+/// Reads every object under deploy/, except the Kustomization itself.
 fn objects() -> Vec<Object> {
     let mut objects = Vec::new();
     for path in yaml_files(&deploy_dir()) {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 /// A client without a connection pool: a pooled connection starts an idle timer, which a paused
-/// clock would jump to while a request waits for its answer.
+/// clock would jump to while a request waits for its response.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -334,4 +334,39 @@ async fn shutdown_stops_serving() {
     fake.shutdown().await;
     let result = client().get(url).send().await;
     assert!(result.is_err(), "server still answers");
+}
+
+#[tokio::test]
+async fn notification_other_project_not_found() {
+    let fake = FakeOpenStack::start().await.expect("fake");
+    let (token, _) = authenticate(&fake, "any").await;
+    let url = format!("http://{}/masakari/v1/0123456789abcdef", fake.addr());
+
+    let response = notify(&url, &token, &stopped("compute-0")).await;
+    assert_eq!(response.status(), 404);
+    assert!(fake.received().is_empty());
+    assert_eq!(fake.requests(Endpoint::MasakariNotifications), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hosts_and_window_changed_at_run_time() {
+    let fake = FakeOpenStack::start().await.expect("fake");
+    let (token, url) = authenticate(&fake, "any").await;
+
+    fake.set_hosts(Some(vec!["compute-1".to_owned()]));
+    assert_eq!(
+        notify(&url, &token, &stopped("compute-0")).await.status(),
+        400
+    );
+    assert_eq!(
+        notify(&url, &token, &stopped("compute-1")).await.status(),
+        202
+    );
+
+    fake.set_duplicate_window(Duration::from_secs(10));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert_eq!(
+        notify(&url, &token, &stopped("compute-1")).await.status(),
+        202
+    );
 }

@@ -246,6 +246,30 @@ async fn failed_discovery_without_v3_path_is_an_error() {
 }
 
 #[tokio::test]
+async fn failing_discovery_is_retryable() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/identity"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(token_reply("tok-1", HOUR))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let keystone = client(&password_api(
+        AuthType::Password,
+        format!("{}/identity", server.uri()),
+    ));
+    let error = keystone.session().await.unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(error.to_string().contains("503"), "{error}");
+}
+
+#[tokio::test]
 async fn token_reused_until_near_expiry() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))

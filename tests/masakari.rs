@@ -2,7 +2,7 @@
 //! (wiremock serves real sockets, which a paused clock would race against the request timeout).
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use masakari_hostmonitor::config::{ApiSection, AuthType, Config};
@@ -20,6 +20,7 @@ const PASSWORD: &str = "pw-Zq8!secret";
 const NOTIFICATIONS: &str = "/instance-ha/v1/p1/notifications";
 
 fn api(server: &MockServer) -> ApiSection {
+    captured_logs();
     let mut api = Config::default().api;
     api.auth.auth_type = AuthType::V3Password;
     api.auth.auth_url = format!("{}/identity/v3", server.uri());
@@ -314,47 +315,133 @@ async fn conflict_after_timeout_counts_as_delivered() {
 
     let mut api = api(&server);
     api.timeout = Duration::from_millis(300);
-    let client = MasakariClient::from_config(&api, Metrics::unregistered()).unwrap();
-    let mut config = Config::default();
-    config.host.api_retry_interval = Duration::from_millis(20);
-    let metrics = Metrics::unregistered();
-    let (handle, rx) = delivery::channel();
-    let (_breaker, breaker_closed) = watch::channel(true);
-    let (_leader, leader) = watch::channel(true);
-    let shutdown = CancellationToken::new();
-    let task = delivery::spawn(
-        rx,
-        Arc::new(client),
-        SendPermit {
-            breaker_closed,
-            leader,
-        },
-        DeliverySettings::from_config(&config),
-        metrics.clone(),
-        shutdown.clone(),
-    );
+    let mut queue = RealQueue::start(&api, watch::channel(true).1);
 
-    handle.submit(notification());
-    let count = |outcome: &str| {
-        metrics
+    queue.handle.submit(notification());
+    queue.wait_for("delivered").await;
+    queue.stop().await;
+
+    assert_eq!(queue.count("delivered"), 1);
+    assert_eq!(queue.count("already_known"), 0);
+    assert_eq!(queue.count("retried"), 1);
+}
+
+#[tokio::test]
+async fn outage_then_notified_once() {
+    let server = MockServer::start().await;
+    mount_keystone(&server, &["tok-1"]).await;
+    Mock::given(method("POST"))
+        .and(path(NOTIFICATIONS))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(3)
+        .expect(3)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(NOTIFICATIONS))
+        .and(body_json(expected_body()))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(json!({"notification": {"notification_uuid": "n-1"}})),
+        )
+        .expect(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+
+    let mut queue = RealQueue::start(&api(&server), watch::channel(true).1);
+    queue.handle.submit(notification());
+    queue.wait_for("delivered").await;
+    queue.stop().await;
+
+    assert_eq!(queue.count("retried"), 3);
+    assert_eq!(queue.count("delivered"), 1);
+}
+
+#[tokio::test]
+async fn recovered_host_sends_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let (breaker, breaker_closed) = watch::channel(false);
+    let mut queue = RealQueue::start(&api(&server), breaker_closed);
+    queue.handle.submit(notification());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    queue.handle.cancel("compute-0");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    breaker.send_replace(true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    queue.stop().await;
+
+    assert_eq!(queue.count("cancelled"), 1);
+}
+
+/// A delivery queue around a real [`MasakariClient`], with fast retries.
+struct RealQueue {
+    handle: delivery::DeliveryHandle,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _leader: watch::Sender<bool>,
+}
+
+impl RealQueue {
+    fn start(api: &ApiSection, breaker_closed: watch::Receiver<bool>) -> Self {
+        let client = MasakariClient::from_config(api, Metrics::unregistered()).unwrap();
+        let mut config = Config::default();
+        config.host.api_retry_interval = Duration::from_millis(20);
+        let metrics = Metrics::unregistered();
+        let (handle, rx) = delivery::channel();
+        let (leader_sender, leader) = watch::channel(true);
+        let shutdown = CancellationToken::new();
+        let task = delivery::spawn(
+            rx,
+            Arc::new(client),
+            SendPermit {
+                breaker_closed,
+                leader,
+            },
+            DeliverySettings::from_config(&config),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        RealQueue {
+            handle,
+            metrics,
+            shutdown,
+            task,
+            _leader: leader_sender,
+        }
+    }
+
+    fn count(&self, outcome: &str) -> u64 {
+        self.metrics
             .notifications
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.to_owned(),
             })
             .get()
-    };
-    for _ in 0..100 {
-        if count("delivered") > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    shutdown.cancel();
-    task.await.unwrap();
 
-    assert_eq!(count("delivered"), 1);
-    assert_eq!(count("already_known"), 0);
-    assert_eq!(count("retried"), 1);
+    /// Polls the outcome counter for up to five seconds of real time.
+    async fn wait_for(&self, outcome: &str) {
+        for _ in 0..100 {
+            if self.count(outcome) > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.shutdown.cancel();
+        (&mut self.task).await.unwrap();
+    }
 }
 
 /// Log output captured in memory.
@@ -372,19 +459,32 @@ impl io::Write for LogBuffer {
     }
 }
 
+/// Returns the log output of every test in this binary, so the secrets test also checks the
+/// other tests' logs.
+///
+/// One global subscriber, because a thread-local one misses events whose callsites other test
+/// threads registered first.
+fn captured_logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    })
+}
+
 #[tokio::test]
 async fn secrets_never_in_logs_errors_or_debug() {
     const APP_SECRET: &str = "ac-Vv93secret";
     const TOKENS: [&str; 2] = ["gAAAAAtok-first", "gAAAAAtok-second"];
 
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs();
     let mut seen = Vec::new();
 
     // Password flow with a 401 from Masakari, a re-authentication and a 403.

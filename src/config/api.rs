@@ -100,8 +100,8 @@ fn check_url(reader: &mut Reader<'_>, name: &str) {
     }
 }
 
-/// The checks keystoneauth's loaders make before authenticating, plus the credentials each
-/// plugin needs to send a request at all. Run only when `auth_url` is set.
+/// Lists the problems keystoneauth's loaders reject before authenticating, plus missing
+/// credentials each plugin needs to send a request at all. Called only when `auth_url` is set.
 pub fn credential_problems(auth: &AuthConfig) -> Vec<String> {
     let mut problems = Vec::new();
     let has_user = auth.user_id.is_some() || auth.username.is_some();

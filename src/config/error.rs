@@ -1,9 +1,9 @@
-//! Where a value came from, and the errors and warnings the loader returns.
+//! Value origins, and the errors and warnings the loader returns.
 
 use std::fmt;
 use std::path::PathBuf;
 
-/// Where an option's effective value came from.
+/// Source of an option's effective value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// The built-in default.
@@ -94,7 +94,7 @@ impl ConfigErrors {
 /// deprecated name, an option the chosen `auth_type` does not use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigWarning {
-    /// Where the offending text is; `None` when the warning is about the configuration as a whole.
+    /// Location of the offending text; `None` when the warning is about the whole configuration.
     pub origin: Option<Origin>,
     pub section: String,
     pub option: Option<String>,

@@ -2,8 +2,8 @@
 //!
 //! Rules, as oslo.config's `iniparser.py` applies them:
 //! - each line is right-stripped, and a blank line ends a multi-line value;
-//! - a line starting with a space or tab continues the previous value (leading whitespace
-//!   removed, lines joined with `\n`); with no previous key it is an error;
+//! - a line starting with a space or tab continues the previous value, with leading whitespace
+//!   removed and lines joined with `\n`. With no previous key it is an error;
 //! - comments are whole lines starting with `#` or `;`, so `a = b # c` has the value `b # c`;
 //! - a header is `[name]` and must end with `]`;
 //! - an assignment splits at the first `=` or `:`, whichever comes first; key and value are
@@ -58,7 +58,7 @@ impl Parser<'_> {
                     pending.lines.push(line.trim_start().to_owned());
                     Ok(())
                 }
-                None => Err(self.error(number, "Unexpected continuation line", line)),
+                None => Err(self.error(number, "Unexpected continuation line")),
             };
         }
 
@@ -74,10 +74,10 @@ impl Parser<'_> {
 
     fn header(&mut self, number: usize, line: &str) -> Result<(), ConfigError> {
         if !line.ends_with(']') {
-            return Err(self.error(number, "Invalid section (must end with ])", line));
+            return Err(self.error(number, "Invalid section (must end with ])"));
         }
         if line.len() <= 2 {
-            return Err(self.error(number, "Empty section name", line));
+            return Err(self.error(number, "Empty section name"));
         }
         let name = normalize_section_name(&line[1..line.len() - 1]);
         self.sections.push(Section {
@@ -93,15 +93,15 @@ impl Parser<'_> {
             (Some(equal), Some(colon)) => equal.min(colon),
             (Some(at), None) | (None, Some(at)) => at,
             (None, None) => {
-                return Err(self.error(number, "No ':' or '=' found in assignment", line));
+                return Err(self.error(number, "No ':' or '=' found in assignment"));
             }
         };
         let key = line[..separator].trim();
         if key.is_empty() {
-            return Err(self.error(number, "Key cannot be empty", line));
+            return Err(self.error(number, "Key cannot be empty"));
         }
         if self.sections.is_empty() {
-            return Err(self.error(number, "Section must be started before assignment", line));
+            return Err(self.error(number, "Section must be started before assignment"));
         }
         let value = strip_quotes(line[separator + 1..].trim());
         self.pending = Some(Pending {
@@ -127,7 +127,7 @@ impl Parser<'_> {
     }
 
     /// Builds a syntax error. The line itself is not echoed because it may hold a secret.
-    fn error(&self, number: usize, message: &str, _line: &str) -> ConfigError {
+    fn error(&self, number: usize, message: &str) -> ConfigError {
         ConfigError::Syntax {
             path: self.path.to_owned(),
             line: number,

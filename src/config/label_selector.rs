@@ -18,7 +18,7 @@ enum Token {
     Less,
 }
 
-/// Checks `selector`; the error says what is wrong with which part.
+/// Checks `selector`. The error names the invalid part and what is allowed there.
 pub fn validate(selector: &str) -> Result<(), String> {
     let tokens = lex(selector);
     let mut parser = Parser {

@@ -91,8 +91,8 @@ fn load_documents(
     })
 }
 
-/// The machine's host name, which oslo's `hostname` option defaults to (Python's
-/// `socket.gethostname()`); `localhost` when it cannot be read.
+/// Returns the machine's host name, the default of `hostname` as in masakari-monitors (Python's
+/// `socket.gethostname()`), or `localhost` when it cannot be read.
 fn machine_hostname() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()

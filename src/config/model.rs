@@ -107,10 +107,14 @@ pub enum AuthType {
 }
 
 /// Keystone credentials and scope, as keystoneauth names them in `[api]`.
+///
+/// Both the id and the name of a domain are kept when both are set; keystoneauth sends the id
+/// and so should the Keystone client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthConfig {
     pub auth_type: AuthType,
-    /// `auth_url`: Keystone URL, with or without `/v3`. Required.
+    /// `auth_url`: Keystone URL, with or without `/v3`. Empty when unset: the loader accepts
+    /// that so `--dry-run` can run without Keystone, and sending requires it.
     pub auth_url: String,
     pub user_id: Option<String>,
     pub username: Option<String>,

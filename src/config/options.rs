@@ -3,7 +3,7 @@
 //! Options marked [`Usage::Ignored`] are registered by masakari-monitors, oslo.log, oslo.service
 //! or keystoneauth and may appear in existing files; they are accepted and have no effect here.
 
-/// How an option's text is interpreted.
+/// Type of an option's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Str,
@@ -22,7 +22,7 @@ pub enum Usage {
     /// Accepted for compatibility with masakari-monitors and oslo; no effect.
     Ignored,
     /// A keystoneauth plugin option, read from `[api] auth_section` when that is set. The mask
-    /// says which `auth_type` values use it ([`PASSWORD`], [`V3PASSWORD`], [`V3APPCRED`]).
+    /// lists the `auth_type` values that use it ([`PASSWORD`], [`V3PASSWORD`], [`V3APPCRED`]).
     Plugin(u8),
 }
 
@@ -287,12 +287,12 @@ pub fn find_by_key(section: &str, key: &str) -> Option<&'static OptSpec> {
     })
 }
 
-/// Whether `section` is a section this program or masakari-monitors knows.
+/// Returns whether this program or masakari-monitors defines `section`.
 pub fn is_known_section(section: &str) -> bool {
     OWNED_SECTIONS.contains(&section) || FOREIGN_SECTIONS.contains(&section)
 }
 
-/// The `auth_type` bit of a keystoneauth plugin name, for [`Usage::Plugin`] masks.
+/// Returns the [`Usage::Plugin`] mask bit of an `auth_type` name.
 pub fn plugin_bit(auth_type: &str) -> Option<u8> {
     match auth_type {
         "password" => Some(PASSWORD),

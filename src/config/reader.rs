@@ -98,12 +98,12 @@ impl<'a> Reader<'a> {
             .unwrap_or(fallback)
     }
 
-    /// A string option; empty reads as unset.
+    /// Reads a string option; empty reads as unset.
     pub fn string(&mut self, section: &str, name: &str) -> Option<String> {
         convert::optional(self.value(section, name)?.text)
     }
 
-    /// A secret option; empty reads as unset.
+    /// Reads a secret option; empty reads as unset.
     pub fn secret(&mut self, section: &str, name: &str) -> Option<Secret> {
         self.string(section, name).map(Secret::new)
     }

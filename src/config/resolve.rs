@@ -51,7 +51,7 @@ impl<'a> Resolver<'a> {
         self.auth_section.as_deref()
     }
 
-    /// The section an option is read from.
+    /// Returns the section an option is read from.
     pub fn section_of(&self, spec: &OptSpec) -> String {
         match (spec.usage, &self.auth_section) {
             (Usage::Plugin(_), Some(section)) => section.clone(),
@@ -145,7 +145,7 @@ impl Resolver<'_> {
         if options::OWNED_SECTIONS.contains(&section) && section != DEFAULT_SECTION {
             return Ok(None);
         }
-        // Sections this program does not own: use what the files say.
+        // Sections this program does not own: use the files' text.
         match self.raw(section, name, &[]) {
             Some((text, _)) => Ok(Some(substitute::expand(&text, section, self)?)),
             None => Ok(None),

@@ -1,4 +1,4 @@
-//! Which files are read, in which order, and reading them into [`Document`]s.
+//! Configuration sources: the files to read, their order, and reading them into [`Document`]s.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ fn search_dirs(env: &HashMap<String, String>) -> Vec<PathBuf> {
     dirs
 }
 
-/// The first existing `masakarimonitors<ext>` and the first `masakari-hostmonitor<ext>`.
+/// Returns the first existing `masakarimonitors<ext>` and the first `masakari-hostmonitor<ext>`.
 fn default_files(search: &[PathBuf], extension: &str) -> Vec<PathBuf> {
     [PROJECT, PROGRAM]
         .iter()
@@ -88,7 +88,7 @@ fn default_files(search: &[PathBuf], extension: &str) -> Vec<PathBuf> {
 }
 
 /// Reads every source in order. A file that cannot be read or parsed adds an error and is left
-/// out; the others are still read, so one run reports every problem.
+/// out. The others are still read, so one run reports every problem.
 pub fn read_all(args: &[SourceArg], errors: &mut Vec<ConfigError>) -> Vec<Document> {
     let mut documents = Vec::new();
     for arg in args {

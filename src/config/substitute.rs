@@ -5,7 +5,7 @@
 //! `$` not followed by a name stays as it is. Names match `[_A-Za-z][._A-Za-z0-9]*` (oslo's
 //! pattern, applied case-insensitively by Python's `string.Template`).
 
-/// Why a value could not be expanded.
+/// Failure to expand a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubstitutionError {
     /// The reference names no option.
@@ -14,7 +14,7 @@ pub enum SubstitutionError {
     Cycle(String),
 }
 
-/// Answers one reference: `Ok(None)` when `section` has no option `name`.
+/// Source of referenced values: `Ok(None)` when `section` has no option `name`.
 pub trait Resolve {
     fn resolve(&mut self, section: &str, name: &str) -> Result<Option<String>, SubstitutionError>;
 }

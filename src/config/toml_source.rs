@@ -1,6 +1,7 @@
 //! The TOML form: one table per section (`[DEFAULT]`, `[api]`, ...), with the same keys as the
-//! INI file. Values may be strings, integers, floats, booleans or arrays (for list options); each
-//! is turned into the text the INI file would hold, so both forms share one interpretation.
+//! INI file. Values may be strings, integers, floats, booleans or arrays (for list options).
+//! Each value is turned into the text the INI file would contain, so both forms share one
+//! interpretation.
 
 use std::path::Path;
 
@@ -120,8 +121,8 @@ fn value_text(value: &toml::Value) -> Result<String, String> {
     }
 }
 
-/// Joins array items the way a list option is written in INI, which only works when no item
-/// holds a comma.
+/// Joins array items the way a list option is written in INI. Items containing a comma are
+/// rejected because the list parser would split them.
 fn join_list(items: Vec<String>) -> Result<String, String> {
     if items.iter().any(|item| item.contains(',')) {
         return Err("list items cannot contain a comma".to_owned());

@@ -3,12 +3,12 @@
 //!
 //! Keystone serves version discovery (`GET /`, `GET /v3`) and `POST /v3/auth/tokens`, whose
 //! catalog lists an `instance-ha` endpoint on the same server (`/masakari/v1/<project>`).
-//! Masakari serves `POST .../notifications` and answers as masakari does: 202 with a
+//! Masakari serves `POST .../notifications` and replies as masakari does: 202 with a
 //! `notification_uuid`, 400 for an invalid body or an unknown host, 401 for a wrong token and 409
 //! for a duplicate (same host and payload accepted within the duplicate window, measured on the
 //! tokio clock). Setters script outages, forced statuses and latency at run time.
 //!
-//! An outage of either service answers 503, as a load balancer with no healthy backend does.
+//! An outage of either service returns 503, as a load balancer with no healthy backend does.
 //! Connections are still accepted, because both services share one listener.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -17,17 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod keystone;
+mod masakari;
 mod validate;
 
 /// Masakari's default `duplicate_notification_detection_interval`.
@@ -58,7 +55,7 @@ pub enum Endpoint {
     MasakariNotifications,
 }
 
-/// One notification request that passed authentication, with the answer it got.
+/// One notification request that passed authentication, with the reply it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedNotification {
     /// `type`, such as `COMPUTE_HOST`; empty when the body had none.
@@ -68,9 +65,9 @@ pub struct ReceivedNotification {
     pub generated_time: String,
     pub payload: BTreeMap<String, String>,
     pub received_at: Instant,
-    /// HTTP status of the answer.
+    /// HTTP status of the reply.
     pub status: u16,
-    /// Set for 202 answers.
+    /// Set for 202 replies.
     pub notification_uuid: Option<String>,
 }
 
@@ -225,7 +222,7 @@ impl FakeOpenStack {
         format!("{}/v3", self.state.base_url)
     }
 
-    /// The Masakari endpoint the catalog lists.
+    /// Returns the Masakari endpoint the catalog lists.
     pub fn masakari_url(&self) -> String {
         self.state.masakari_url()
     }
@@ -234,23 +231,23 @@ impl FakeOpenStack {
         &self.state.project_id
     }
 
-    /// While down, Masakari answers every request with 503.
+    /// While down, Masakari replies 503 to every request.
     pub fn set_masakari_down(&self, down: bool) {
         self.state.lock().masakari_down = down;
     }
 
-    /// While down, Keystone answers every request with 503.
+    /// While down, Keystone replies 503 to every request.
     pub fn set_keystone_down(&self, down: bool) {
         self.state.lock().keystone_down = down;
     }
 
-    /// Answers authenticated notification requests with this status (and a masakari fault body
-    /// unless it is 202) instead of evaluating them; `None` restores normal answers.
+    /// Replies to authenticated notification requests with this status instead of evaluating
+    /// them, with a masakari fault body unless it is 202. `None` restores normal replies.
     pub fn set_masakari_status(&self, status: Option<u16>) {
         self.state.lock().masakari_status = status;
     }
 
-    /// Delays every answer by this long on the tokio clock, so a paused clock skips it.
+    /// Delays every reply by this long on the tokio clock, so a paused clock skips it.
     pub fn set_latency(&self, latency: Duration) {
         self.state.lock().latency = latency;
     }
@@ -269,12 +266,12 @@ impl FakeOpenStack {
         self.state.lock().tokens.clear();
     }
 
-    /// Every authenticated notification request so far, in arrival order.
+    /// Returns every authenticated notification request so far, in arrival order.
     pub fn received(&self) -> Vec<ReceivedNotification> {
         self.state.lock().received.clone()
     }
 
-    /// Requests to `endpoint` so far, including those answered with an error.
+    /// Requests to `endpoint` so far, including those that got an error.
     pub fn requests(&self, endpoint: Endpoint) -> usize {
         let mutable = self.state.lock();
         mutable.requests.get(&endpoint).copied().unwrap_or(0)
@@ -321,251 +318,16 @@ impl Shared {
 
 fn router(state: Arc<Shared>) -> Router {
     Router::new()
-        .route("/", get(keystone_root))
-        .route("/v3", get(keystone_v3))
-        .route("/v3/", get(keystone_v3))
-        .route("/v3/auth/tokens", post(keystone_tokens))
-        .route("/masakari/v1/notifications", post(notifications))
+        .route("/", get(keystone::root))
+        .route("/v3", get(keystone::v3))
+        .route("/v3/", get(keystone::v3))
+        .route("/v3/auth/tokens", post(keystone::tokens))
+        .route("/masakari/v1/notifications", post(masakari::notifications))
         .route(
             "/masakari/v1/{project}/notifications",
-            post(project_notifications),
+            post(masakari::project_notifications),
         )
         .with_state(state)
-}
-
-fn version_document(state: &Shared) -> Value {
-    json!({
-        "id": "v3.14",
-        "status": "stable",
-        "updated": "2020-04-07T00:00:00Z",
-        "links": [{"rel": "self", "href": format!("{}/v3/", state.base_url)}],
-        "media-types": [{
-            "base": "application/json",
-            "type": "application/vnd.openstack.identity-v3+json"
-        }]
-    })
-}
-
-/// Waits out the latency and returns a 503 while Keystone is down.
-async fn keystone_gate(state: &Shared, endpoint: Endpoint) -> Option<Response> {
-    tokio::time::sleep(state.count(endpoint)).await;
-    if state.lock().keystone_down {
-        return Some(keystone_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable",
-        ));
-    }
-    None
-}
-
-async fn keystone_root(State(state): State<Arc<Shared>>) -> Response {
-    if let Some(response) = keystone_gate(&state, Endpoint::KeystoneDiscovery).await {
-        return response;
-    }
-    let body = json!({"versions": {"values": [version_document(&state)]}});
-    (StatusCode::MULTIPLE_CHOICES, axum::Json(body)).into_response()
-}
-
-async fn keystone_v3(State(state): State<Arc<Shared>>) -> Response {
-    if let Some(response) = keystone_gate(&state, Endpoint::KeystoneDiscovery).await {
-        return response;
-    }
-    axum::Json(json!({"version": version_document(&state)})).into_response()
-}
-
-async fn keystone_tokens(State(state): State<Arc<Shared>>, body: Bytes) -> Response {
-    if let Some(response) = keystone_gate(&state, Endpoint::KeystoneTokens).await {
-        return response;
-    }
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(_) => return keystone_error(StatusCode::BAD_REQUEST, "Malformed JSON body."),
-    };
-    if let Err(message) = validate::auth_request(&request, state.secret.as_deref()) {
-        return keystone_error(message.status(), message.text());
-    }
-
-    let token = format!("fake-token-{}", random_hex(16));
-    {
-        let mut mutable = state.lock();
-        mutable.tokens.insert(token.clone());
-        mutable.tokens_issued += 1;
-    }
-    let body = token_body(&state);
-    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
-    if let Ok(value) = token.parse() {
-        response.headers_mut().insert("x-subject-token", value);
-    }
-    response
-}
-
-fn token_body(state: &Shared) -> Value {
-    let now = jiff::Timestamp::now();
-    let expires = now.saturating_add(TOKEN_LIFETIME).unwrap_or(now);
-    let url = state.masakari_url();
-    let endpoints: Vec<Value> = ["public", "internal", "admin"]
-        .iter()
-        .map(|interface| {
-            json!({
-                "id": random_hex(16),
-                "interface": interface,
-                "region": state.region,
-                "region_id": state.region,
-                "url": url,
-            })
-        })
-        .collect();
-    json!({"token": {
-        "methods": ["password"],
-        "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_string(),
-        "issued_at": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_string(),
-        "audit_ids": [random_hex(11)],
-        "user": {"id": "fake-user", "name": "masakari-monitor",
-                 "domain": {"id": "default", "name": "Default"}},
-        "project": {"id": state.project_id, "name": state.project_name,
-                    "domain": {"id": "default", "name": "Default"}},
-        "roles": [{"id": "fake-admin-role", "name": "admin"}],
-        "is_domain": false,
-        "catalog": [{
-            "type": "instance-ha",
-            "name": "masakari",
-            "id": "fake-masakari-service",
-            "endpoints": endpoints,
-        }],
-    }})
-}
-
-async fn project_notifications(
-    State(state): State<Arc<Shared>>,
-    Path(project): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if project != state.project_id {
-        state.count(Endpoint::MasakariNotifications);
-        return masakari_fault(StatusCode::NOT_FOUND, "The resource could not be found.");
-    }
-    notifications(State(state), headers, body).await
-}
-
-async fn notifications(
-    State(state): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    tokio::time::sleep(state.count(Endpoint::MasakariNotifications)).await;
-    let received_at = Instant::now();
-
-    let mut mutable = state.lock();
-    if mutable.masakari_down {
-        return masakari_fault(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
-    }
-    let token = headers
-        .get("x-auth-token")
-        .and_then(|value| value.to_str().ok());
-    if !token.is_some_and(|token| mutable.tokens.contains(token)) {
-        return masakari_fault(
-            StatusCode::UNAUTHORIZED,
-            "The request you have made requires authentication.",
-        );
-    }
-
-    let parsed = validate::notification(&body);
-    let mut record = ReceivedNotification {
-        kind: parsed.kind.clone(),
-        hostname: parsed.hostname.clone(),
-        generated_time: parsed.generated_time.clone(),
-        payload: parsed.payload.clone(),
-        received_at,
-        status: 0,
-        notification_uuid: None,
-    };
-    let response = answer(&mutable, &parsed, &mut record);
-    mutable.received.push(record);
-    response
-}
-
-/// Decides the answer in masakari's order: forced status, schema, host, duplicate, accept.
-fn answer(
-    mutable: &Mutable,
-    parsed: &validate::Parsed,
-    record: &mut ReceivedNotification,
-) -> Response {
-    let (status, message) = if let Some(code) = mutable.masakari_status {
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, "Status forced by the fake.".to_owned())
-    } else if let Some(error) = &parsed.error {
-        (StatusCode::BAD_REQUEST, error.clone())
-    } else if !host_registered(mutable, &parsed.hostname) {
-        let message = format!("Host with name {} could not be found.", parsed.hostname);
-        (StatusCode::BAD_REQUEST, message)
-    } else if is_duplicate(mutable, record) {
-        let message = format!(
-            "Notification received from host {} of type {} is duplicate.",
-            parsed.hostname, parsed.kind
-        );
-        (StatusCode::CONFLICT, message)
-    } else {
-        (StatusCode::ACCEPTED, String::new())
-    };
-
-    record.status = status.as_u16();
-    if status != StatusCode::ACCEPTED {
-        return masakari_fault(status, &message);
-    }
-    let uuid = random_uuid();
-    record.notification_uuid = Some(uuid.clone());
-    let body = json!({"notification": {
-        "notification_uuid": uuid,
-        "status": "new",
-        "source_host_uuid": random_uuid(),
-        "type": parsed.kind,
-        "generated_time": parsed.generated_time,
-        "payload": parsed.payload,
-        "deleted": false,
-        "id": mutable.received.len() + 1,
-    }});
-    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
-}
-
-fn host_registered(mutable: &Mutable, hostname: &str) -> bool {
-    mutable
-        .hosts
-        .as_ref()
-        .is_none_or(|hosts| hosts.contains(hostname))
-}
-
-/// Masakari's rule: an earlier notification of the same type and host with an equal payload,
-/// within the window. This fake measures the window from the earlier receive time.
-fn is_duplicate(mutable: &Mutable, record: &ReceivedNotification) -> bool {
-    mutable.received.iter().any(|earlier| {
-        earlier.status == StatusCode::ACCEPTED.as_u16()
-            && earlier.kind == record.kind
-            && earlier.hostname == record.hostname
-            && earlier.payload == record.payload
-            && record.received_at.duration_since(earlier.received_at) <= mutable.duplicate_window
-    })
-}
-
-/// A masakari fault body: `{"<faultName>": {"code": <int>, "message": "<text>"}}`.
-fn masakari_fault(status: StatusCode, message: &str) -> Response {
-    let name = match status.as_u16() {
-        400 => "badRequest",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "itemNotFound",
-        409 => "conflictingRequest",
-        _ => "masakariFault",
-    };
-    let body = json!({name: {"code": status.as_u16(), "message": message}});
-    (status, axum::Json(body)).into_response()
-}
-
-/// A Keystone error body: `{"error": {"code", "message", "title"}}`.
-fn keystone_error(status: StatusCode, message: &str) -> Response {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let body = json!({"error": {"code": status.as_u16(), "message": message, "title": title}});
-    (status, axum::Json(body)).into_response()
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -574,7 +336,7 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-/// A random version-4 UUID in its canonical text form.
+/// Generates a random version-4 UUID in its canonical text form.
 fn random_uuid() -> String {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;

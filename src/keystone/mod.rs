@@ -31,8 +31,9 @@ pub const MIN_TOKEN_LIFE: Duration = Duration::from_secs(120);
 
 /// Keystone failures.
 ///
-/// [`KeystoneError::is_retryable`] decides which are worth retrying: server errors, timeouts
-/// and connection failures are; rejected credentials and configuration errors are not.
+/// [`KeystoneError::is_retryable`] decides which are worth retrying. Server errors, timeouts
+/// and connection failures are retryable, but rejected credentials and configuration errors
+/// are not.
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoneError {
     #[error("invalid [api] {option}: {problem}")]
@@ -68,6 +69,7 @@ pub enum KeystoneError {
         "Keystone rejected the token request to {url} with status {status}; check the [api] auth options"
     )]
     TokenRequestRejected { url: String, status: u16 },
+    /// A 5xx reply to a token or discovery request.
     #[error("Keystone returned status {status} for {url}")]
     TokenRequestFailed { url: String, status: u16 },
     #[error("request to {url} timed out after {timeout:?}")]
@@ -99,8 +101,7 @@ impl KeystoneError {
             | KeystoneError::TimedOut { .. }
             | KeystoneError::ConnectionFailed { .. }
             | KeystoneError::InvalidResponse { .. } => true,
-            // Discovery also fails while Keystone is unreachable, but the path rule would give
-            // the same result on every try.
+            // Keystone replied, but with no v3 API: asking again gives the same reply.
             KeystoneError::DiscoveryFailed { .. }
             | KeystoneError::InvalidConfig { .. }
             | KeystoneError::TlsFileUnreadable { .. }
@@ -335,17 +336,25 @@ impl KeystoneClient {
         if discovery::names_v3(auth_url) {
             return Ok(auth_url.trim_end_matches('/').to_owned());
         }
-        match self.discover(auth_url).await {
-            Some(root) => Ok(root),
-            None => discovery::v3_root_from_path(auth_url).ok_or_else(|| {
-                KeystoneError::DiscoveryFailed {
-                    auth_url: auth_url.to_owned(),
-                }
+        let discovered = self.discover(auth_url).await;
+        if let Ok(Some(root)) = discovered {
+            return Ok(root);
+        }
+        if let Some(root) = discovery::v3_root_from_path(auth_url) {
+            return Ok(root);
+        }
+        match discovered {
+            // Keystone was unreachable or failing: a later try may succeed.
+            Err(error) => Err(error),
+            Ok(_) => Err(KeystoneError::DiscoveryFailed {
+                auth_url: auth_url.to_owned(),
             }),
         }
     }
 
-    async fn discover(&self, auth_url: &str) -> Option<String> {
+    /// Reads the discovery document at `auth_url`. Returns an error when Keystone timed out,
+    /// refused the connection or returned 5xx, and `None` when its reply names no v3 API.
+    async fn discover(&self, auth_url: &str) -> Result<Option<String>, KeystoneError> {
         let response = self
             .http
             .get(auth_url)
@@ -355,23 +364,34 @@ impl KeystoneClient {
         let response = match response {
             Ok(response) => response,
             Err(error) => {
+                let error = KeystoneError::from_send(auth_url, self.timeout, error);
                 warn!(url = %auth_url, error = %error, "Keystone version discovery failed");
-                return None;
+                return Err(error);
             }
         };
         // Keystone returns 300 Multiple Choices for its root URL.
         let status = response.status().as_u16();
+        if status >= 500 {
+            warn!(url = %auth_url, status, "Keystone version discovery failed");
+            return Err(KeystoneError::TokenRequestFailed {
+                url: auth_url.to_owned(),
+                status,
+            });
+        }
         if !(200..=300).contains(&status) {
             warn!(url = %auth_url, status, "Keystone version discovery failed");
-            return None;
+            return Ok(None);
         }
-        let document: serde_json::Value = response.json().await.ok()?;
+        let Ok(document) = response.json::<serde_json::Value>().await else {
+            warn!(url = %auth_url, "Keystone discovery document is not JSON");
+            return Ok(None);
+        };
         let link = discovery::v3_link(&document);
         match &link {
             Some(link) => debug!(url = %auth_url, v3 = %link, "Keystone version discovered"),
             None => warn!(url = %auth_url, "Keystone discovery document lists no v3 API"),
         }
-        link.map(|link| link.trim_end_matches('/').to_owned())
+        Ok(link.map(|link| link.trim_end_matches('/').to_owned()))
     }
 
     fn endpoint(&self, catalog: &[CatalogService]) -> Result<String, KeystoneError> {
@@ -405,5 +425,49 @@ impl std::fmt::Debug for KeystoneClient {
 impl CachedToken {
     fn is_fresh(&self) -> bool {
         self.expires.saturating_duration_since(Instant::now()) >= MIN_TOKEN_LIFE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(lifetime: Duration) -> CachedToken {
+        CachedToken {
+            session: AuthSession {
+                token: Secret::new("tok-secret"),
+                endpoint: "http://masakari/v1".into(),
+                generation: 1,
+            },
+            expires: Instant::now() + lifetime,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_stale_two_minutes_before_expiry() {
+        let token = cached(Duration::from_secs(300));
+        assert!(token.is_fresh());
+
+        tokio::time::advance(Duration::from_secs(180)).await;
+        assert!(token.is_fresh(), "exactly 120 s left is still fresh");
+
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!token.is_fresh());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_token_is_stale() {
+        let token = cached(Duration::from_secs(10));
+        assert!(!token.is_fresh());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!token.is_fresh());
+    }
+
+    #[test]
+    fn session_debug_hides_token() {
+        let session = cached(Duration::ZERO).session;
+        let debug = format!("{session:?}");
+        assert!(!debug.contains("tok-secret"), "{debug}");
+        assert!(debug.contains("Secret(***)"), "{debug}");
     }
 }

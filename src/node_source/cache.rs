@@ -29,16 +29,15 @@ use crate::metrics::Metrics;
 pub struct WatchOptions {
     /// Server-side `timeoutSeconds` of each watch request. The server then ends the stream and
     /// the task resumes it from the last resourceVersion. A stream silent for this long plus
-    /// five seconds is treated as dead. Default 290 s (below the API server's 295 s cap used by
-    /// kube-rs).
+    /// five seconds is treated as dead. Default 290 s, the default of kube-rs 5.
     pub watch_timeout: Duration,
     /// `limit` of each list page. Default 500.
     pub page_size: u32,
-    /// First delay after an error; doubles per consecutive error. Default 800 ms.
+    /// Delay after the first error, doubled after each further error in a row. Default 800 ms.
     pub backoff_initial: Duration,
     /// Maximum delay between retries. Default 30 s.
     pub backoff_max: Duration,
-    /// Stops the task when cancelled; the task also stops when its handle is aborted.
+    /// Token that stops the task when cancelled. Aborting the task handle also stops it.
     pub shutdown: CancellationToken,
 }
 
@@ -49,7 +48,7 @@ pub struct NodeCache {
     synced: watch::Receiver<bool>,
 }
 
-/// What the watch task keeps between steps.
+/// State of the watch task between requests.
 struct WatchTask {
     api: Api<PartialNode>,
     selector: Option<String>,
@@ -60,7 +59,7 @@ struct WatchTask {
     backoff: Backoff,
 }
 
-/// Why a watch session ended.
+/// Outcome of one watch request.
 enum WatchEnd {
     /// The server ended the stream: resume from the last resourceVersion.
     Resume(String),
@@ -89,7 +88,7 @@ impl Default for WatchOptions {
 }
 
 impl NodeCache {
-    /// Starts the watch task with default options; it runs until the handle is aborted.
+    /// Starts the watch task with default options. The task runs until its handle is aborted.
     pub fn spawn(
         client: Client,
         cfg: &KubernetesSection,
@@ -98,8 +97,8 @@ impl NodeCache {
         Self::spawn_with(client, cfg, metrics, WatchOptions::default())
     }
 
-    /// Starts the watch task; it runs until `options.shutdown` is cancelled or the handle is
-    /// aborted.
+    /// Starts the watch task. The task runs until `options.shutdown` is cancelled or its handle
+    /// is aborted.
     pub fn spawn_with(
         client: Client,
         cfg: &KubernetesSection,
@@ -151,7 +150,8 @@ impl NodeSource for NodeCache {
     }
 }
 
-/// Locks the store; a panic while it was held leaves consistent data, so poisoning is ignored.
+/// Locks the store. A panic while the lock was held can at worst lose one record until that
+/// Node's next event, so a poisoned lock is used as is.
 fn lock(store: &Mutex<NodeStore>) -> MutexGuard<'_, NodeStore> {
     store
         .lock()

@@ -51,7 +51,7 @@ async fn create(
     shared.counters.lease.fetch_add(1, Ordering::Relaxed);
     let mut lease = match parse_body(&body) {
         Ok(lease) => lease,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(name) = lease.pointer("/metadata/name").and_then(Value::as_str) else {
         return invalid("metadata.name: Required value: name or generateName is required");
@@ -98,7 +98,7 @@ async fn replace(
     shared.counters.lease.fetch_add(1, Ordering::Relaxed);
     let lease = match parse_body(&body) {
         Ok(lease) => lease,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if lease.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
         return status_response(
@@ -135,7 +135,7 @@ async fn patch(
     }
     let patch = match parse_body(&body) {
         Ok(patch) => patch,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut state = shared.lock();
     let Some(current) = state.leases.get(&(namespace.clone(), name.clone())) else {
@@ -245,16 +245,16 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
+fn parse_body(body: &[u8]) -> Result<Value, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(value) if value.is_object() => Ok(value),
-        Ok(_) => Err(invalid("the request body is not a JSON object")),
-        Err(error) => Err(status_response(
+        Ok(_) => Err(Box::new(invalid("the request body is not a JSON object"))),
+        Err(error) => Err(Box::new(status_response(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!("invalid JSON: {error}"),
             None,
-        )),
+        ))),
     }
 }
 

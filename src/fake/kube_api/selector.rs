@@ -27,7 +27,7 @@ enum Operator {
     DoesNotExist,
 }
 
-/// Why a selector could not be parsed; the API server answers 400 with this message.
+/// Error for a selector that cannot be parsed. The API server returns 400 with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unable to parse requirement: {0}")]
 pub struct SelectorError(String);
@@ -143,7 +143,7 @@ impl Requirement {
     }
 }
 
-/// A key is an optional DNS subdomain prefix and `/`, then a name of up to 63 characters.
+/// Checks a key: an optional DNS subdomain prefix and `/`, then a name of up to 63 characters.
 fn check_key(key: &str) -> Result<(), ()> {
     let name = match key.rsplit_once('/') {
         Some((prefix, name)) => {
@@ -165,7 +165,7 @@ fn check_key(key: &str) -> Result<(), ()> {
     Ok(())
 }
 
-/// A value is empty or a name of up to 63 characters.
+/// Checks a value: empty, or a name of up to 63 characters.
 fn check_value(value: &str) -> Result<(), ()> {
     if value.is_empty() || valid_name(value) {
         Ok(())

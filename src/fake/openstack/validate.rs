@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
-/// Why Keystone rejected an auth request.
+/// Reason Keystone rejected an auth request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum AuthRejection {
     Malformed(&'static str),
