@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::Parser;
 use masakari_hostmonitor::node_source::WatchOptions;
 
-use crate::report::Report;
+use crate::report::{Rates, Report};
 use crate::scenario::{RunFigures, RunSettings};
 
 /// Measures the masakari-hostmonitor binary against fake Kubernetes, Keystone and Masakari
@@ -41,7 +41,7 @@ struct Cli {
     #[arg(long)]
     output: Option<PathBuf>,
     /// Length of the steady-state window and of the churn window, in seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 25)]
     window: u64,
     /// `[host] monitoring_interval` of the monitor, in seconds.
     #[arg(long, default_value_t = 1)]
@@ -168,7 +168,8 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
     }
 
     let watch_timeout = WatchOptions::default().watch_timeout.as_secs();
-    let report = Report::new(cli.nodes.clone(), runs, watch_timeout);
+    let rates = Rates::new(watch_timeout, cli.bookmark_interval.max(1));
+    let report = Report::new(cli.nodes.clone(), runs, rates);
     print_report(&cli, &report);
     if let Some(path) = &cli.output {
         let json = serde_json::to_vec_pretty(&report).map_err(BenchError::Json)?;
@@ -243,10 +244,12 @@ fn print_report(cli: &Cli, report: &Report) {
         cli.bookmark_interval
     );
     println!(
-        "Per-hour bytes are extrapolated from the steady window; per-hour requests are the \
-         lists measured in the window plus {:.1} watch requests computed from the {} s watch \
-         timeout.\n",
-        report.watch_requests_per_hour, report.watch_timeout_secs
+        "Per-hour figures (computed): {:.1} watch restarts (one per {} s watch timeout), each \
+         costing the requests and bytes of the measured watch restart, and {:.1} BOOKMARKs of \
+         that restart's size; plus the lists measured in the steady window.\n",
+        report.rates.watch_restarts_per_hour,
+        report.rates.watch_timeout_secs,
+        report.rates.bookmarks_per_hour
     );
     print!("{}", report.table());
 }

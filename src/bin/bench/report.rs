@@ -30,15 +30,36 @@ pub struct Row {
 pub struct Report {
     pub sizes: Vec<usize>,
     pub rows: Vec<Row>,
-    /// Watch requests per hour in steady state, computed from the watch timeout.
-    pub watch_requests_per_hour: f64,
-    pub watch_timeout_secs: u64,
+    pub rates: Rates,
     pub runs: Vec<RunFigures>,
+}
+
+/// Events per hour that the per-hour figures are computed from.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rates {
+    pub watch_timeout_secs: u64,
+    pub bookmark_interval_secs: u64,
+    /// Watch streams the server ends per hour: 3600 / watch timeout.
+    pub watch_restarts_per_hour: f64,
+    /// BOOKMARK events per hour: 3600 / bookmark interval plus one at the end of each stream.
+    pub bookmarks_per_hour: f64,
 }
 
 /// How a row takes its values from one run's figures. Most give one value per run; the
 /// detection latencies give one per host.
-type Extract = fn(&RunFigures, f64) -> Vec<f64>;
+type Extract = fn(&RunFigures, &Rates) -> Vec<f64>;
+
+impl Rates {
+    pub fn new(watch_timeout_secs: u64, bookmark_interval_secs: u64) -> Rates {
+        let restarts = 3600.0 / watch_timeout_secs.max(1) as f64;
+        Rates {
+            watch_timeout_secs,
+            bookmark_interval_secs,
+            watch_restarts_per_hour: restarts,
+            bookmarks_per_hour: 3600.0 / bookmark_interval_secs.max(1) as f64 + restarts,
+        }
+    }
+}
 
 impl Spread {
     /// Returns `None` for no values. The median of an even count is the mean of the middle two.
@@ -63,8 +84,7 @@ impl Spread {
 }
 
 impl Report {
-    pub fn new(sizes: Vec<usize>, runs: Vec<RunFigures>, watch_timeout_secs: u64) -> Report {
-        let per_hour = 3600.0 / watch_timeout_secs.max(1) as f64;
+    pub fn new(sizes: Vec<usize>, runs: Vec<RunFigures>, rates: Rates) -> Report {
         let rows = rows()
             .into_iter()
             .map(|(figure, unit, target, extract)| Row {
@@ -77,7 +97,7 @@ impl Report {
                         let values: Vec<f64> = runs
                             .iter()
                             .filter(|run| run.nodes == *size)
-                            .flat_map(|run| extract(run, per_hour))
+                            .flat_map(|run| extract(run, &rates))
                             .collect();
                         Spread::of(&values)
                     })
@@ -87,8 +107,7 @@ impl Report {
         Report {
             sizes,
             rows,
-            watch_requests_per_hour: per_hour,
-            watch_timeout_secs,
+            rates,
             runs,
         }
     }
@@ -160,18 +179,40 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Extract)> {
             vec![r.steady.bytes as f64]
         }),
         (
-            "steady: bytes per hour (extrapolated)",
+            "steady: bytes per hour (extrapolated from window)",
             "KB/h",
             "",
             |r, _| vec![per_hour(r.steady.bytes as f64, r.steady.seconds) / 1e3],
+        ),
+        ("watch restart: list requests", "requests", "0", |r, _| {
+            vec![r.rewatch.list_requests as f64]
+        }),
+        ("watch restart: watch requests", "requests", "", |r, _| {
+            vec![r.rewatch.watch_requests as f64]
+        }),
+        (
+            "watch restart: bytes (final BOOKMARK)",
+            "bytes",
+            "",
+            |r, _| vec![r.rewatch.bytes as f64],
         ),
         (
             "steady: requests per hour (computed)",
             "requests/h",
             "",
-            |r, watch_per_hour| {
-                vec![per_hour(r.steady.list_requests as f64, r.steady.seconds) + watch_per_hour]
+            |r, rates| {
+                let per_restart = (r.rewatch.watch_requests + r.rewatch.list_requests) as f64;
+                vec![
+                    per_hour(r.steady.list_requests as f64, r.steady.seconds)
+                        + rates.watch_restarts_per_hour * per_restart,
+                ]
             },
+        ),
+        (
+            "steady: bytes per hour (computed)",
+            "KB/h",
+            "",
+            |r, rates| vec![rates.bookmarks_per_hour * r.rewatch.bytes as f64 / 1e3],
         ),
         ("churn: Node updates applied", "per min", "", |r, _| {
             vec![per_minute(r.churn_updates as f64, r.churn.seconds)]

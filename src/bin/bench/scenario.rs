@@ -50,6 +50,7 @@ pub struct RunFigures {
     pub churn_updates: u64,
     pub detection: Detection,
     pub mass_failure: MassFailure,
+    pub rewatch: Rewatch,
     /// At the end of the run, after the mass failure.
     pub memory_end: MemoryFigures,
 }
@@ -107,6 +108,17 @@ pub struct MassFailure {
     pub seconds_after_log: f64,
     /// From the failing tick's start (`generated_time`) to the last answer.
     pub seconds_after_tick_start: f64,
+}
+
+/// API server load of one watch restart: the server ends every watch stream, as it does at the
+/// watch's `timeoutSeconds`, and the monitor watches again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rewatch {
+    pub list_requests: u64,
+    pub watch_requests: u64,
+    /// Bytes served from the end of the old stream (its final BOOKMARK) to the new stream
+    /// being open.
+    pub bytes: u64,
 }
 
 /// A reading of every counter at one moment.
@@ -168,12 +180,13 @@ pub async fn run(
     };
 
     let startup = bench.startup().await?;
-    bench.wait_ticks(3).await?;
+    bench.wait_ticks(2).await?;
     let steady = bench.steady_window().await?;
     let memory_steady = mib(bench.monitor.memory()?);
     let (churn, churn_updates) = bench.churn_window().await?;
     let detection = bench.detection().await?;
     let mass_failure = bench.mass_failure().await?;
+    let rewatch = bench.rewatch().await?;
     let memory_end = mib(bench.monitor.memory()?);
 
     Ok(RunFigures {
@@ -186,6 +199,7 @@ pub async fn run(
         churn_updates,
         detection,
         mass_failure,
+        rewatch,
         memory_end,
     })
 }
@@ -343,6 +357,34 @@ impl Bench<'_> {
             ticks_spanned: generated_times.len(),
             seconds_after_log: seconds_after(first_failed),
             seconds_after_tick_start: seconds_after(first_generated),
+        })
+    }
+
+    /// Ends the watch stream and measures what watching again costs.
+    async fn rewatch(&mut self) -> Result<Rewatch, BenchError> {
+        let before = self.kube.stats();
+        if self.kube.close_watches() == 0 {
+            return Err(BenchError::Missing("an open watch to close".into()));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = self.kube.stats();
+            if now.watch_requests > before.watch_requests && now.open_watches > 0 {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.monitor.check_running()?;
+                return Err(BenchError::Timeout("the monitor to watch again"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Lets a list, if the monitor wrongly started one, show in the counters.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = self.kube.stats();
+        Ok(Rewatch {
+            list_requests: after.list_requests - before.list_requests,
+            watch_requests: after.watch_requests - before.watch_requests,
+            bytes: after.bytes_served - before.bytes_served,
         })
     }
 
