@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::Parser;
 use masakari_hostmonitor::node_source::WatchOptions;
 
-use crate::report::{Rates, Report};
+use crate::report::{Conditions, Rates, Report, SavedReport};
 use crate::scenario::{RunFigures, RunSettings};
 
 /// Measures the masakari-hostmonitor binary against fake Kubernetes, Keystone and Masakari
@@ -64,6 +64,12 @@ struct Cli {
     /// Interval between BOOKMARK events on the fake API server's watches, in seconds.
     #[arg(long, default_value_t = 60)]
     bookmark_interval: u64,
+    /// Print the table in Markdown instead of aligned columns.
+    #[arg(long)]
+    markdown: bool,
+    /// Print the report of a JSON file written by --output, without measuring.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// The masakari-hostmonitor binary. Default: the one next to this program.
     #[arg(long)]
     binary: Option<PathBuf>,
@@ -110,7 +116,7 @@ pub enum BenchError {
     Missing(String),
     #[error("invalid option: {0}")]
     InvalidOption(String),
-    #[error("failed to write the JSON report")]
+    #[error("failed to write or read the JSON report")]
     Json(#[source] serde_json::Error),
 }
 
@@ -136,6 +142,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), BenchError> {
+    if let Some(path) = &cli.report {
+        let bytes = std::fs::read(path).map_err(|source| BenchError::io(path, source))?;
+        let saved: SavedReport = serde_json::from_slice(&bytes).map_err(BenchError::Json)?;
+        let report = Report::new(saved.sizes, saved.runs, saved.rates, saved.conditions);
+        print_report(&cli, &report);
+        return Ok(());
+    }
     validate(&cli)?;
     let binary = match &cli.binary {
         Some(path) => path.clone(),
@@ -169,7 +182,16 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
 
     let watch_timeout = WatchOptions::default().watch_timeout.as_secs();
     let rates = Rates::new(watch_timeout, cli.bookmark_interval.max(1));
-    let report = Report::new(cli.nodes.clone(), runs, rates);
+    let conditions = Conditions {
+        runs: cli.runs,
+        interval_secs: cli.interval,
+        window_secs: cli.window,
+        churn_percent_per_minute: cli.churn_percent,
+        masakari_latency_ms: cli.masakari_latency_ms,
+        bookmark_interval_secs: cli.bookmark_interval,
+        node_bytes: runs.first().map_or(cli.node_bytes, |r| r.node_bytes),
+    };
+    let report = Report::new(cli.nodes.clone(), runs, rates, conditions);
     print_report(&cli, &report);
     if let Some(path) = &cli.output {
         let json = serde_json::to_vec_pretty(&report).map_err(BenchError::Json)?;
@@ -229,19 +251,20 @@ fn sibling_binary() -> Result<PathBuf, BenchError> {
 }
 
 fn print_report(cli: &Cli, report: &Report) {
+    let conditions = &report.conditions;
     println!(
         "masakari-hostmonitor benchmark: {} run(s) per size, medians (min–max)",
-        cli.runs
+        conditions.runs
     );
     println!(
         "Nodes of {} bytes; interval {} s; windows of {} s; churn {}% of Nodes per minute; \
          Masakari latency {} ms in the mass failure; BOOKMARK every {} s",
-        report.runs.first().map_or(cli.node_bytes, |r| r.node_bytes),
-        cli.interval,
-        cli.window,
-        cli.churn_percent,
-        cli.masakari_latency_ms,
-        cli.bookmark_interval
+        conditions.node_bytes,
+        conditions.interval_secs,
+        conditions.window_secs,
+        conditions.churn_percent_per_minute,
+        conditions.masakari_latency_ms,
+        conditions.bookmark_interval_secs
     );
     println!(
         "Per-hour figures (computed): {:.1} watch restarts (one per {} s watch timeout), each \
@@ -251,7 +274,11 @@ fn print_report(cli: &Cli, report: &Report) {
         report.rates.watch_timeout_secs,
         report.rates.bookmarks_per_hour
     );
-    print!("{}", report.table());
+    if cli.markdown {
+        print!("{}", report.markdown());
+    } else {
+        print!("{}", report.table());
+    }
 }
 
 /// The error and its chain of causes, one per line.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -97,7 +98,17 @@ impl MonitorProcess {
         let stderr_path = dir.join("monitor.stderr");
         let stderr =
             File::create(&stderr_path).map_err(|source| BenchError::io(&stderr_path, source))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        // SAFETY: prctl only sets a flag of the new process; it allocates nothing and is
+        // async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                // The monitor dies with the benchmark, even when the benchmark is killed.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .arg("--config-file")
             .arg(&config)
             .env_remove("RUST_LOG")

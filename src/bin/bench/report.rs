@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::RunFigures;
 
@@ -31,11 +31,24 @@ pub struct Report {
     pub sizes: Vec<usize>,
     pub rows: Vec<Row>,
     pub rates: Rates,
+    pub conditions: Conditions,
     pub runs: Vec<RunFigures>,
 }
 
+/// The settings the runs were measured with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Conditions {
+    pub runs: usize,
+    pub interval_secs: u64,
+    pub window_secs: u64,
+    pub churn_percent_per_minute: f64,
+    pub masakari_latency_ms: u64,
+    pub bookmark_interval_secs: u64,
+    pub node_bytes: usize,
+}
+
 /// Events per hour that the per-hour figures are computed from.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Rates {
     pub watch_timeout_secs: u64,
     pub bookmark_interval_secs: u64,
@@ -43,6 +56,16 @@ pub struct Rates {
     pub watch_restarts_per_hour: f64,
     /// BOOKMARK events per hour: 3600 / bookmark interval plus one at the end of each stream.
     pub bookmarks_per_hour: f64,
+}
+
+/// The inputs of a report, as `--output` writes them.
+#[derive(Debug, Deserialize)]
+pub struct SavedReport {
+    pub sizes: Vec<usize>,
+    pub rates: Rates,
+    #[serde(default)]
+    pub conditions: Conditions,
+    pub runs: Vec<RunFigures>,
 }
 
 /// How a row takes its values from one run's figures. Most give one value per run; the
@@ -84,7 +107,12 @@ impl Spread {
 }
 
 impl Report {
-    pub fn new(sizes: Vec<usize>, runs: Vec<RunFigures>, rates: Rates) -> Report {
+    pub fn new(
+        sizes: Vec<usize>,
+        runs: Vec<RunFigures>,
+        rates: Rates,
+        conditions: Conditions,
+    ) -> Report {
         let rows = rows()
             .into_iter()
             .map(|(figure, unit, target, extract)| Row {
@@ -108,6 +136,7 @@ impl Report {
             sizes,
             rows,
             rates,
+            conditions,
             runs,
         }
     }
@@ -128,6 +157,26 @@ impl Report {
             lines.push(cells);
         }
         render_columns(&lines)
+    }
+
+    /// Renders the table as a Markdown table, for docs/benchmarks.md.
+    pub fn markdown(&self) -> String {
+        let mut text = String::from("| figure | unit |");
+        for size in &self.sizes {
+            let _ = write!(text, " {size} nodes |");
+        }
+        text.push_str(" target |\n|---|---|");
+        text.push_str(&"---:|".repeat(self.sizes.len()));
+        text.push_str("---|\n");
+        for row in &self.rows {
+            let _ = write!(text, "| {} | {} |", row.figure, row.unit);
+            for value in &row.values {
+                let cell = value.as_ref().map_or_else(|| "-".to_owned(), format_spread);
+                let _ = write!(text, " {cell} |");
+            }
+            let _ = writeln!(text, " {} |", row.target);
+        }
+        text
     }
 }
 
@@ -384,6 +433,28 @@ mod tests {
         assert_eq!(format_number(1.2345), "1.23");
         assert_eq!(format_number(0.12345), "0.123");
         assert_eq!(format_number(3.0), "3");
+    }
+
+    #[test]
+    fn markdown_has_a_cell_per_size() {
+        let report = Report {
+            sizes: vec![10, 20],
+            rows: vec![Row {
+                figure: "steady: VmRSS",
+                unit: "MiB",
+                target: "<= 64",
+                values: vec![Spread::of(&[1.0, 2.0, 3.0]), None],
+            }],
+            rates: Rates::new(290, 60),
+            conditions: Conditions::default(),
+            runs: Vec::new(),
+        };
+        assert_eq!(
+            report.markdown(),
+            "| figure | unit | 10 nodes | 20 nodes | target |\n\
+             |---|---|---:|---:|---|\n\
+             | steady: VmRSS | MiB | 2 (1–3) | - | <= 64 |\n"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use masakari_hostmonitor::fake::kube_api::{ApiStats, FakeKubeApi, FakeKubeSettings};
 use masakari_hostmonitor::fake::openstack::{FakeOpenStack, ReceivedNotification};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::BenchError;
@@ -37,7 +37,7 @@ pub struct RunSettings {
 }
 
 /// Everything measured in one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunFigures {
     pub nodes: usize,
     pub node_bytes: usize,
@@ -55,7 +55,7 @@ pub struct RunFigures {
     pub memory_end: MemoryFigures,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Startup {
     /// From spawning the process to the first tick that monitors every Node.
     pub seconds: f64,
@@ -65,14 +65,14 @@ pub struct Startup {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct MemoryFigures {
     pub rss_mib: f64,
     pub hwm_mib: f64,
 }
 
 /// Figures of one measurement window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {
     pub seconds: f64,
     pub ticks: f64,
@@ -88,7 +88,7 @@ pub struct Window {
     pub relists: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Detection {
     /// Per host: Masakari receive time minus the time of the monitor's `Host failed` log line.
     pub after_log_ms: Vec<f64>,
@@ -97,7 +97,7 @@ pub struct Detection {
     pub after_tick_start_ms: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MassFailure {
     pub hosts: usize,
     /// Hosts whose notification Masakari accepted (202).
@@ -112,7 +112,7 @@ pub struct MassFailure {
 
 /// API server load of one watch restart: the server ends every watch stream, as it does at the
 /// watch's `timeoutSeconds`, and the monitor watches again.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rewatch {
     pub list_requests: u64,
     pub watch_requests: u64,
