@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use masakari_hostmonitor::cli::{Command, Invocation};
 use masakari_hostmonitor::config::{self, Loaded, render_effective};
 use masakari_hostmonitor::daemon::{self, RunOptions};
+use masakari_hostmonitor::telemetry;
 
 /// Exit code for an invalid configuration or command line.
 const EXIT_CONFIG: u8 = 2;
@@ -66,6 +67,13 @@ fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let _log_guard = match telemetry::init(&loaded.config.default) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("masakari-hostmonitor: {}", error_chain(&error));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let options = RunOptions {
         dry_run,
         warnings: loaded.warnings,
@@ -73,8 +81,22 @@ fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
     match runtime.block_on(daemon::run(loaded.config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("masakari-hostmonitor: {error}");
-            ExitCode::FAILURE
+            let message = error_chain(&error);
+            tracing::error!(error = %message, "Stopped with an error");
+            eprintln!("masakari-hostmonitor: {message}");
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
         }
     }
+}
+
+/// Renders an error and its sources on one line: `outer: inner: root`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }

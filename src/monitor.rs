@@ -204,6 +204,9 @@ impl Monitor {
     }
 }
 
+/// A callback run after every tick with its report.
+pub type TickHook = Box<dyn FnMut(&TickReport) + Send>;
+
 /// Everything the loop's shell needs besides the node source.
 pub struct LoopContext {
     pub interval: Duration,
@@ -213,7 +216,7 @@ pub struct LoopContext {
     pub metrics: Metrics,
     pub wall: WallClock,
     /// Called after every tick with its report, e.g. to mark liveness and readiness.
-    pub on_tick: Box<dyn FnMut(&TickReport) + Send>,
+    pub on_tick: TickHook,
 }
 
 /// Runs ticks every `interval` until `shutdown` completes. The first tick is immediate.

@@ -325,3 +325,64 @@ async fn short_break_keeps_readings() {
     tokio::time::advance(Duration::from_secs(25)).await;
     assert_eq!(store.snapshot(Instant::now()).hosts[0].reading, Reading::Up);
 }
+
+#[test]
+fn snapshot_of_ten_thousand_nodes_is_fast() {
+    use masakari_hostmonitor::fake::kube_api::NodeFixture;
+
+    let mut store = store();
+    let template = NodeFixture::ready("compute-00000").to_json();
+    for i in 0..10_000 {
+        let mut json = template.clone();
+        json["metadata"]["name"] = format!("compute-{i:05}").into();
+        json["metadata"]["uid"] = format!("uid-{i:05}").into();
+        store.apply(serde_json::from_value(json).unwrap());
+    }
+    assert_eq!(store.len(), 10_000);
+
+    let started = std::time::Instant::now();
+    let snapshot = store.snapshot(Instant::now());
+    let elapsed = started.elapsed();
+    assert_eq!(snapshot.hosts.len(), 10_000);
+    assert_eq!(snapshot.hosts[0].host, "compute-00000");
+    // The target is 10 ms in a release build; debug builds get a wide margin.
+    assert!(elapsed < Duration::from_millis(200), "{elapsed:?}");
+}
+
+#[test]
+fn host_name_collision_gives_one_sample() {
+    use masakari_hostmonitor::config::HostNameSource;
+    use masakari_hostmonitor::fake::kube_api::NodeFixture;
+
+    let mut cfg = Config::default().kubernetes;
+    cfg.host_name_source = HostNameSource::Label("masakari-host".to_owned());
+    let mut store = NodeStore::new(Projection::from_config(&cfg), cfg.cache_freshness_limit);
+    let a = NodeFixture::ready("node-a").label("masakari-host", "compute-0");
+    let b = NodeFixture::ready("node-b")
+        .label("masakari-host", "compute-0")
+        .not_ready();
+    store.apply(serde_json::from_value(a.to_json()).unwrap());
+    let ((), log) = logs(|| store.apply(serde_json::from_value(b.to_json()).unwrap()));
+    assert_eq!(
+        log.matches("Two Nodes map to the same host name").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("host=compute-0 node=node-b"), "{log}");
+
+    let snapshot = store.snapshot(Instant::now());
+    assert_eq!(snapshot.hosts.len(), 1);
+    assert_eq!(snapshot.hosts[0].reading, Reading::Up, "node-a is sampled");
+
+    let ((), log) = logs(|| store.apply(serde_json::from_value(b.to_json()).unwrap()));
+    assert!(!log.contains("same host name"), "warned again: {log}");
+
+    store.delete(&serde_json::from_value(a.to_json()).unwrap());
+    let snapshot = store.snapshot(Instant::now());
+    assert_eq!(snapshot.hosts.len(), 1);
+    assert_eq!(
+        snapshot.hosts[0].reading,
+        Reading::Down,
+        "node-b is sampled"
+    );
+}

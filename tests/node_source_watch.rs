@@ -360,3 +360,30 @@ async fn cache_task_stops_on_shutdown() {
         .expect("task stopped")
         .expect("task did not panic");
 }
+
+#[tokio::test]
+async fn cache_stale_when_watches_keep_failing() {
+    let h = three_nodes().await;
+    tokio::time::timeout(WAIT, async {
+        while h.api.stats().open_watches == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a watch was open");
+    h.api.fail_new_watches(Some(500));
+    assert_eq!(h.api.close_watches(), 1);
+    let snapshot = eventually(&h.cache, "all no data", |s| {
+        s.hosts.iter().all(|h| h.reading == Reading::NoData)
+    })
+    .await;
+    assert_eq!(snapshot.hosts.len(), 3);
+    assert!(h.metrics.watch_restarts.get() >= 2);
+
+    h.api.fail_new_watches(None);
+    eventually(&h.cache, "real readings", |s| {
+        s.hosts.iter().all(|h| h.reading == Reading::Up)
+    })
+    .await;
+    assert_eq!(h.api.stats().list_requests, 1);
+}

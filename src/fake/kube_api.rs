@@ -82,6 +82,8 @@ struct Shared {
     control: broadcast::Sender<WatchControl>,
     available: watch::Sender<bool>,
     kill_connections: Arc<Mutex<CancellationToken>>,
+    /// Code of the ERROR event every new watch gets at once, when set.
+    failing_watches: Mutex<Option<u16>>,
     counters: Counters,
 }
 
@@ -97,7 +99,7 @@ struct Counters {
 
 struct State {
     resource_version: u64,
-    nodes: BTreeMap<String, Arc<Value>>,
+    nodes: BTreeMap<String, Arc<StoredNode>>,
     /// Node events newer than `compacted_rv`, oldest first.
     history: VecDeque<Arc<NodeEvent>>,
     /// Events up to this resourceVersion are forgotten.
@@ -119,9 +121,16 @@ struct NodeEvent {
     kind: EventType,
     name: String,
     /// The Node after the change (for DELETED, its last state with the deletion's RV).
-    object: Arc<Value>,
+    object: Arc<StoredNode>,
     /// The Node before the change.
-    previous: Option<Arc<Value>>,
+    previous: Option<Arc<StoredNode>>,
+}
+
+/// A Node as served: its JSON text, kept serialized to use about as much memory as the text,
+/// and its labels for selectors.
+struct StoredNode {
+    json: Box<str>,
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -168,6 +177,7 @@ impl FakeKubeApi {
             control: broadcast::channel(64).0,
             available,
             kill_connections: kill_connections.clone(),
+            failing_watches: Mutex::new(None),
             counters: Counters::default(),
         });
         let listener = listener::SwitchListener {
@@ -197,7 +207,7 @@ impl FakeKubeApi {
         self.addr
     }
 
-    /// A kube client for this server (plain HTTP, no authentication).
+    /// Builds a kube client for this server (plain HTTP, no authentication).
     pub fn client(&self) -> kube::Client {
         let url = format!("http://{}", self.addr)
             .parse()
@@ -230,7 +240,7 @@ impl FakeKubeApi {
             .nodes
             .get(name)
             .ok_or_else(|| FakeKubeError::NodeNotFound(name.to_owned()))?;
-        let node = Value::clone(node);
+        let node = node.to_value();
         Ok(self
             .shared
             .record(&mut state, EventType::Deleted, name.to_owned(), node))
@@ -265,12 +275,12 @@ impl FakeKubeApi {
         self.apply_node(node)
     }
 
-    /// The stored Node, as served.
+    /// Returns the stored Node, as served.
     pub fn node(&self, name: &str) -> Option<Value> {
-        self.shared.lock().nodes.get(name).map(|n| Value::clone(n))
+        self.shared.lock().nodes.get(name).map(|n| n.to_value())
     }
 
-    /// The current resourceVersion.
+    /// Returns the current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().resource_version
     }
@@ -282,6 +292,16 @@ impl FakeKubeApi {
             .control
             .send(WatchControl::Error(code))
             .unwrap_or(0)
+    }
+
+    /// Makes every new watch request accepted and then failed at once with an ERROR event of
+    /// this code, until called with `None`. Open watches are not affected.
+    pub fn fail_new_watches(&self, code: Option<u16>) {
+        *self
+            .shared
+            .failing_watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = code;
     }
 
     /// Ends every open watch stream normally (with a final BOOKMARK), as the server does at
@@ -326,7 +346,7 @@ impl FakeKubeApi {
         }
     }
 
-    /// A stored Lease, as served.
+    /// Returns a stored Lease, as served.
     pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {
         self.shared
             .lock()
@@ -346,6 +366,29 @@ impl Drop for FakeKubeApi {
     }
 }
 
+impl StoredNode {
+    fn new(node: &Value) -> Self {
+        let labels = node
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        StoredNode {
+            json: node.to_string().into_boxed_str(),
+            labels,
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -358,7 +401,7 @@ impl Shared {
         if let Some(metadata) = node.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("resourceVersion".into(), Value::String(rv.to_string()));
         }
-        let object = Arc::new(node);
+        let object = Arc::new(StoredNode::new(&node));
         let previous = match kind {
             EventType::Deleted => state.nodes.remove(&name),
             EventType::Added | EventType::Modified => {
@@ -394,7 +437,7 @@ impl Shared {
     }
 }
 
-/// A `Status` error response, as the API server sends it.
+/// Builds a `Status` error response, as the API server sends it.
 pub(crate) fn status_response(
     code: StatusCode,
     reason: &str,

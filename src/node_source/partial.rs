@@ -4,7 +4,8 @@
 //! but `metadata.{name, uid, resourceVersion, labels, annotations}` and `status.conditions`,
 //! without building the skipped values. Deserialization never fails on the shape of a Node: a
 //! field of the wrong JSON type reads as absent, so one malformed Node cannot fail a whole list
-//! page or stop the watch. Only invalid JSON syntax fails.
+//! page or stop the watch. Only invalid JSON, or nesting deeper than
+//! serde_json's limit of 128 levels, fails.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

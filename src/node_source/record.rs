@@ -9,7 +9,7 @@ use crate::config::{HostNameSource, KubernetesSection, ReadyStatus};
 /// The Ready reason the node lifecycle controller sets when the kubelet never posted status.
 pub const NEVER_UPDATED_REASON: &str = "NodeStatusNeverUpdated";
 
-/// What the cache keeps per Node: a few short strings, independent of the Node's size.
+/// Cached state of one Node: a few short strings, independent of the Node's size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
     pub name: String,
@@ -54,7 +54,7 @@ pub enum Shape {
     DuplicateReady,
 }
 
-/// How Nodes map to Masakari host names and which statuses read as `Down`.
+/// Mapping of Nodes to Masakari host names, and the statuses that read as `Down`.
 #[derive(Debug, Clone)]
 pub struct Projection {
     pub host_name_source: HostNameSource,
@@ -62,7 +62,7 @@ pub struct Projection {
     pub down_statuses: Vec<ReadyStatus>,
 }
 
-/// Why a Node could not be projected.
+/// Reason a Node could not be projected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unusable {
     /// `metadata.name` is missing or not a string.
@@ -185,7 +185,7 @@ impl Projection {
         }
     }
 
-    /// The sample of a record at one tick; `stale` forces `NoData`.
+    /// Builds the sample of a record at one tick. A `stale` cache forces `NoData`.
     pub fn sample(&self, record: &NodeRecord, stale: bool) -> HostSample {
         let reading = if stale {
             Reading::NoData
@@ -203,7 +203,7 @@ impl Projection {
 }
 
 impl NodeRecord {
-    /// The Ready condition's reason is `NodeStatusNeverUpdated`.
+    /// Returns whether the Ready condition's reason is `NodeStatusNeverUpdated`.
     pub fn never_updated(&self) -> bool {
         self.ready
             .as_ref()

@@ -22,6 +22,8 @@ pub struct NodeStore {
     broken_since: Option<Instant>,
     /// Reports of odd shapes logged so far (for tests and diagnostics).
     shape_reports: u64,
+    /// Number of records per host name, to report two Nodes mapped to one host.
+    host_counts: HashMap<String, u32>,
 }
 
 impl NodeStore {
@@ -33,6 +35,7 @@ impl NodeStore {
             synced: false,
             broken_since: None,
             shape_reports: 0,
+            host_counts: HashMap::new(),
         }
     }
 
@@ -43,6 +46,14 @@ impl NodeStore {
         };
         let previous = self.records.remove(&record.name);
         self.report_shape(&record, previous.as_ref());
+        match &previous {
+            Some(previous) if previous.host == record.host => {}
+            Some(previous) => {
+                self.forget_host(&previous.host);
+                self.count_host(&record);
+            }
+            None => self.count_host(&record),
+        }
         self.records.insert(record.name.clone(), record);
     }
 
@@ -51,7 +62,8 @@ impl NodeStore {
         let Some(name) = node.metadata.name.as_deref() else {
             return;
         };
-        if self.records.remove(name).is_some() {
+        if let Some(record) = self.records.remove(name) {
+            self.forget_host(&record.host);
             info!(node = %name, "Node deleted");
         }
     }
@@ -60,9 +72,11 @@ impl NodeStore {
     pub fn replace_all(&mut self, nodes: Vec<NodeRecord>) {
         let mut old = std::mem::take(&mut self.records);
         let mut records = HashMap::with_capacity(nodes.len());
+        self.host_counts.clear();
         for record in nodes {
             let previous = old.remove(&record.name);
             self.report_shape(&record, previous.as_ref());
+            self.count_host(&record);
             records.insert(record.name.clone(), record);
         }
         for name in old.keys() {
@@ -96,7 +110,7 @@ impl NodeStore {
         self.broken_since.get_or_insert(now);
     }
 
-    /// The cache is stale: the watch has been failing for longer than the freshness limit.
+    /// Returns whether the watch has been failing for longer than the freshness limit.
     pub fn is_stale(&self, now: Instant) -> bool {
         self.broken_since
             .is_some_and(|since| now.saturating_duration_since(since) > self.freshness_limit)
@@ -122,7 +136,9 @@ impl NodeStore {
         self.shape_reports
     }
 
-    /// Samples every record at `now`, sorted by host name (then node name).
+    /// Samples every record at `now`, sorted by host name. Of several Nodes mapped to one host
+    /// name, only the one with the smallest node name is sampled, so each host has exactly one
+    /// reading.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let stale = self.is_stale(now);
         let mut hosts: Vec<(&str, HostSample)> = self
@@ -131,9 +147,28 @@ impl NodeStore {
             .map(|r| (r.name.as_str(), self.projection.sample(r, stale)))
             .collect();
         hosts.sort_unstable_by(|a, b| a.1.host.cmp(&b.1.host).then_with(|| a.0.cmp(b.0)));
+        hosts.dedup_by(|later, first| later.1.host == first.1.host);
         Snapshot {
             synced: self.synced,
             hosts: hosts.into_iter().map(|(_, sample)| sample).collect(),
+        }
+    }
+
+    /// Counts a record's host name, warning when a second Node takes it.
+    fn count_host(&mut self, record: &NodeRecord) {
+        let count = self.host_counts.entry(record.host.clone()).or_insert(0);
+        *count += 1;
+        if *count == 2 {
+            warn!(host = %record.host, node = %record.name, "Two Nodes map to the same host name, only one is monitored");
+        }
+    }
+
+    fn forget_host(&mut self, host: &str) {
+        if let Some(count) = self.host_counts.get_mut(host) {
+            *count -= 1;
+            if *count == 0 {
+                self.host_counts.remove(host);
+            }
         }
     }
 

@@ -26,7 +26,7 @@ pub struct NodeFixture {
 const START: &str = "2026-11-20T08:00:00Z";
 
 impl NodeFixture {
-    /// A Ready Node with the usual kubelet labels.
+    /// Starts a Ready Node with the usual kubelet labels.
     pub fn ready(name: &str) -> Self {
         let labels = [
             ("beta.kubernetes.io/arch", "amd64"),
@@ -222,7 +222,7 @@ fn capacity(cpu: &str, memory: &str) -> Value {
     })
 }
 
-/// A stable uid-shaped string derived from `seed`.
+/// Derives a stable uid-shaped string from `seed`.
 fn uid_for(seed: &str) -> String {
     let mut hasher = DefaultHasher::new();
     seed.hash(&mut hasher);

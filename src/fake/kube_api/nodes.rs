@@ -16,15 +16,15 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::selector::LabelSelector;
-use super::{EventType, NodeEvent, Shared, WatchControl, status_body, status_response};
+use super::{EventType, NodeEvent, Shared, StoredNode, WatchControl, status_body, status_response};
 
 type Params = HashMap<String, String>;
 
-/// What one watch stream starts from.
+/// Starting point of one watch stream.
 struct WatchStart {
     backlog: Vec<Arc<NodeEvent>>,
     /// Synthetic ADDED events for `resourceVersion=0` or unset.
-    initial: Vec<Arc<Value>>,
+    initial: Vec<Arc<StoredNode>>,
     resource_version: u64,
     events: broadcast::Receiver<Arc<NodeEvent>>,
 }
@@ -61,7 +61,7 @@ pub(super) async fn get_node(
     shared.counters.get.fetch_add(1, Ordering::Relaxed);
     let node = shared.lock().nodes.get(&name).cloned();
     match node {
-        Some(node) => json_response(&shared, StatusCode::OK, &*node),
+        Some(node) => raw_json_response(&shared, node.json.to_string()),
         None => status_response(
             StatusCode::NOT_FOUND,
             "NotFound",
@@ -71,10 +71,10 @@ pub(super) async fn get_node(
     }
 }
 
-fn json_response(shared: &Shared, code: StatusCode, body: &impl serde::Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    shared.count_bytes(bytes.len());
-    (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+fn raw_json_response(shared: &Shared, body: String) -> Response {
+    shared.count_bytes(body.len());
+    let headers = [(header::CONTENT_TYPE, "application/json")];
+    (StatusCode::OK, headers, body).into_response()
 }
 
 /// Serves one page. Pages after the first read the state at the first page's
@@ -110,7 +110,7 @@ fn list_nodes(shared: &Shared, params: &Params, selector: &LabelSelector) -> Res
 
     // The state at `snapshot_rv`: each Node changed since then as it was before its first
     // later change.
-    let mut overlay: BTreeMap<&str, Option<&Arc<Value>>> = BTreeMap::new();
+    let mut overlay: BTreeMap<&str, Option<&Arc<StoredNode>>> = BTreeMap::new();
     for event in state.history.iter().rev() {
         if event.resource_version <= snapshot_rv {
             break;
@@ -130,9 +130,9 @@ fn list_nodes(shared: &Shared, params: &Params, selector: &LabelSelector) -> Res
         .map(|(k, v)| (*k, *v));
     let mut matching = merge_sorted(current, changed)
         .filter_map(|(name, node)| node.map(|n| (name, n)))
-        .filter(|(_, node)| selector.matches(node));
+        .filter(|(_, node)| selector.matches_labels(&node.labels));
 
-    let mut items: Vec<&Value> = Vec::new();
+    let mut items: Vec<&StoredNode> = Vec::new();
     let mut last_name = None;
     let mut more = false;
     for (name, node) in matching.by_ref() {
@@ -147,9 +147,16 @@ fn list_nodes(shared: &Shared, params: &Params, selector: &LabelSelector) -> Res
     if more && let Some(name) = last_name {
         metadata["continue"] = Value::String(encode_continue(snapshot_rv, name));
     }
-    let body =
-        json!({"kind": "NodeList", "apiVersion": "v1", "metadata": metadata, "items": items});
-    json_response(shared, StatusCode::OK, &body)
+    let mut body =
+        format!(r#"{{"kind":"NodeList","apiVersion":"v1","metadata":{metadata},"items":["#);
+    for (i, node) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&node.json);
+    }
+    body.push_str("]}");
+    raw_json_response(shared, body)
 }
 
 /// Merges two iterators sorted by name; on equal names the second wins.
@@ -198,6 +205,10 @@ fn watch_nodes(shared: Arc<Shared>, params: &Params, selector: LabelSelector) ->
         .get("allowWatchBookmarks")
         .is_some_and(|b| b == "true" || b == "1");
     let control = shared.control.subscribe();
+    let failing = *shared
+        .failing_watches
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
 
     let start = {
         let state = shared.lock();
@@ -243,6 +254,13 @@ fn watch_nodes(shared: Arc<Shared>, params: &Params, selector: LabelSelector) ->
         bookmarks,
     };
     match start {
+        _ if failing.is_some() => {
+            let code = failing.unwrap_or(500);
+            tokio::spawn(async move {
+                let status = status_body(code, "InternalError", "watch failed");
+                stream.send("ERROR", &status).await;
+            });
+        }
         Ok(start) => {
             tokio::spawn(stream.run(start, control, timeout));
         }
@@ -334,9 +352,10 @@ impl WatchStream {
             .fetch_sub(1, Ordering::Relaxed);
     }
 
-    async fn send_initial(&self, initial: &[Arc<Value>], backlog: &[Arc<NodeEvent>]) -> bool {
+    async fn send_initial(&self, initial: &[Arc<StoredNode>], backlog: &[Arc<NodeEvent>]) -> bool {
         for node in initial {
-            if self.selector.matches(node) && !self.send("ADDED", node).await {
+            let matches = self.selector.matches_labels(&node.labels);
+            if matches && !self.send_raw("ADDED", &node.json).await {
                 return false;
             }
         }
@@ -348,14 +367,14 @@ impl WatchStream {
         true
     }
 
-    /// Sends a change as this watch's selector sees it: a Node that starts matching is ADDED,
+    /// Sends a change filtered by this watch's selector: a Node that starts matching is ADDED,
     /// one that stops matching is DELETED.
     async fn send_event(&self, event: &NodeEvent) -> bool {
-        let now = self.selector.matches(&event.object);
+        let now = self.selector.matches_labels(&event.object.labels);
         let before = event
             .previous
             .as_ref()
-            .is_some_and(|p| self.selector.matches(p));
+            .is_some_and(|p| self.selector.matches_labels(&p.labels));
         let kind = match (event.kind, before, now) {
             (EventType::Deleted, true, _) => "DELETED",
             (EventType::Deleted, false, _) => return true,
@@ -364,7 +383,7 @@ impl WatchStream {
             (_, true, false) => "DELETED",
             (_, false, false) => return true,
         };
-        self.send(kind, &event.object).await
+        self.send_raw(kind, &event.object.json).await
     }
 
     async fn bookmark(&self, rv: u64) -> bool {
@@ -377,9 +396,12 @@ impl WatchStream {
     }
 
     async fn send(&self, kind: &str, object: &Value) -> bool {
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        line.push(b'\n');
+        self.send_raw(kind, &object.to_string()).await
+    }
+
+    /// Sends one event line whose object is already serialized.
+    async fn send_raw(&self, kind: &str, object: &str) -> bool {
+        let line = format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n");
         self.shared.count_bytes(line.len());
         self.tx.send(Ok(Bytes::from(line))).await.is_ok()
     }

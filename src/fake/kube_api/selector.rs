@@ -1,7 +1,7 @@
 //! Label selectors as the API server parses them: `=`, `==`, `!=`, `in`, `notin`, exists and
 //! `!` (does not exist), requirements joined by commas.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -53,7 +53,15 @@ impl LabelSelector {
         let labels = object
             .pointer("/metadata/labels")
             .and_then(Value::as_object);
-        let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+        self.matches_with(|key| labels.and_then(|l| l.get(key)).and_then(Value::as_str))
+    }
+
+    /// Tests the selector against a label map.
+    pub fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matches_with(|key| labels.get(key).map(String::as_str))
+    }
+
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements.iter().all(|r| match &r.operator {
             Operator::Equals(v) => get(&r.key) == Some(v.as_str()),
             Operator::NotEquals(v) => get(&r.key) != Some(v.as_str()),
