@@ -55,7 +55,7 @@ struct Cli {
     /// Hosts failed one tick after another to measure detection latency.
     #[arg(long, default_value_t = 5)]
     detections: usize,
-    /// Hosts failed in one tick; capped at half the fleet.
+    /// Hosts failed in one tick; capped so that at least one Node stays up.
     #[arg(long, default_value_t = 500)]
     mass_failures: usize,
     /// Masakari's answer delay during the mass failure, in milliseconds.
@@ -98,6 +98,8 @@ pub enum BenchError {
     },
     #[error("unexpected format of {path}")]
     ProcFormat { path: PathBuf },
+    #[error("reading the monitor's CPU-time clock failed (error {0})")]
+    CpuClock(i32),
     #[error("no free loopback port")]
     NoFreePort(#[source] std::io::Error),
     #[error("scraping {url} failed")]
@@ -224,9 +226,9 @@ fn validate(cli: &Cli) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Settings of one run; the mass failure is capped so that at most half the fleet is down.
+/// Settings of one run; the mass failure is capped so that at least one Node stays up.
 fn run_settings(cli: &Cli, nodes: usize) -> RunSettings {
-    let mass_failures = cli.mass_failures.min(nodes / 2 - cli.detections).max(1);
+    let mass_failures = cli.mass_failures.min(nodes - cli.detections - 1).max(1);
     RunSettings {
         interval_secs: cli.interval,
         window: Duration::from_secs(cli.window),

@@ -176,6 +176,31 @@ impl MonitorProcess {
         Ok(ticks_to_duration(ticks, clock_ticks_per_second()))
     }
 
+    /// CPU time of the process so far from its CPU-time clock (`clock_getcpuclockid`), with
+    /// nanosecond resolution where `/proc/<pid>/stat` has clock ticks (10 ms on most systems).
+    pub fn cpu_clock(&self) -> Result<Duration, BenchError> {
+        let pid = libc::pid_t::try_from(self.pid()).map_err(|_| BenchError::CpuClock(0))?;
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: both calls only write into the locals passed by pointer.
+        let code = unsafe { libc::clock_getcpuclockid(pid, &mut clock) };
+        if code != 0 {
+            return Err(BenchError::CpuClock(code));
+        }
+        let mut time = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: see above.
+        if unsafe { libc::clock_gettime(clock, &mut time) } != 0 {
+            return Err(BenchError::CpuClock(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
+        let nanos = u32::try_from(time.tv_nsec).unwrap_or(0);
+        Ok(Duration::new(seconds, nanos))
+    }
+
     pub async fn scrape(&self, http: &reqwest::Client) -> Result<MetricsSample, BenchError> {
         let scrape_failed = |source| BenchError::ScrapeFailed {
             url: self.metrics_url.clone(),

@@ -198,10 +198,16 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Extract)> {
             vec![r.memory_steady.hwm_mib]
         }),
         (
-            "steady: CPU per tick (/proc)",
+            "steady: CPU per tick (/proc/<pid>/stat)",
             "ms",
             "<= 10 at 10,000",
             |r, _| vec![r.steady.cpu_per_tick_ms],
+        ),
+        (
+            "steady: CPU per tick (CPU-time clock)",
+            "ms",
+            "<= 10 at 10,000",
+            |r, _| vec![r.steady.cpu_clock_per_tick_ms],
         ),
         (
             "steady: tick evaluation (histogram mean)",
@@ -275,8 +281,14 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Extract)> {
         ("churn: list requests in window", "requests", "0", |r, _| {
             vec![r.churn.list_requests as f64]
         }),
-        ("churn: CPU per tick (/proc)", "ms", "", |r, _| {
-            vec![r.churn.cpu_per_tick_ms]
+        (
+            "churn: CPU per tick (/proc/<pid>/stat)",
+            "ms",
+            "",
+            |r, _| vec![r.churn.cpu_per_tick_ms],
+        ),
+        ("churn: CPU per tick (CPU-time clock)", "ms", "", |r, _| {
+            vec![r.churn.cpu_clock_per_tick_ms]
         }),
         (
             "churn: tick evaluation (histogram mean)",

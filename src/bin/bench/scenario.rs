@@ -76,8 +76,10 @@ pub struct MemoryFigures {
 pub struct Window {
     pub seconds: f64,
     pub ticks: f64,
-    /// Process CPU time (user + system, every thread) per tick.
+    /// Process CPU time (user + system, every thread) per tick, from `/proc/<pid>/stat`.
     pub cpu_per_tick_ms: f64,
+    /// The same from the process's CPU-time clock, with nanosecond resolution.
+    pub cpu_clock_per_tick_ms: f64,
     /// Mean of the tick duration histogram over the window.
     pub tick_eval_ms: f64,
     pub list_requests: u64,
@@ -125,6 +127,7 @@ pub struct Rewatch {
 struct Mark {
     at: tokio::time::Instant,
     cpu: Duration,
+    cpu_clock: Duration,
     stats: ApiStats,
     metrics: MetricsSample,
 }
@@ -395,6 +398,7 @@ impl Bench<'_> {
         Ok(Mark {
             at: tokio::time::Instant::now(),
             cpu: self.monitor.cpu_time()?,
+            cpu_clock: self.monitor.cpu_clock()?,
             stats: self.kube.stats(),
             metrics,
         })
@@ -458,17 +462,22 @@ impl ClockAnchor {
 fn window(start: &Mark, end: &Mark) -> Window {
     let ticks = end.metrics.ticks() - start.metrics.ticks();
     let cpu = end.cpu.saturating_sub(start.cpu);
+    let cpu_clock = end.cpu_clock.saturating_sub(start.cpu_clock);
+    let per_tick = |cpu: Duration| {
+        if ticks > 0.0 {
+            cpu.as_secs_f64() * 1000.0 / ticks
+        } else {
+            0.0
+        }
+    };
     let (sum_end, count_end) = end.metrics.tick_seconds();
     let (sum_start, count_start) = start.metrics.tick_seconds();
     let observations = count_end - count_start;
     Window {
         seconds: (end.at - start.at).as_secs_f64(),
         ticks,
-        cpu_per_tick_ms: if ticks > 0.0 {
-            cpu.as_secs_f64() * 1000.0 / ticks
-        } else {
-            0.0
-        },
+        cpu_per_tick_ms: per_tick(cpu),
+        cpu_clock_per_tick_ms: per_tick(cpu_clock),
         tick_eval_ms: if observations > 0.0 {
             (sum_end - sum_start) * 1000.0 / observations
         } else {
