@@ -182,6 +182,9 @@ impl Report {
 
 fn rows() -> Vec<(&'static str, &'static str, &'static str, Extract)> {
     vec![
+        ("start-up: spawn to initial list done", "s", "", |r, _| {
+            vec![r.startup.list_seconds]
+        }),
         ("start-up: spawn to first full tick", "s", "", |r, _| {
             vec![r.startup.seconds]
         }),
