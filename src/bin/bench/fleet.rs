@@ -7,7 +7,7 @@ use serde_json::Value;
 /// select compute Nodes.
 pub const COMPUTE_LABEL: (&str, &str) = ("openstack-compute-node", "enabled");
 
-/// The `[kubernetes] monitoring_node_labels` value matching [`COMPUTE_LABEL`].
+/// Returns the `[kubernetes] monitoring_node_labels` value matching [`COMPUTE_LABEL`].
 pub fn label_selector() -> String {
     format!("{}={}", COMPUTE_LABEL.0, COMPUTE_LABEL.1)
 }

@@ -58,7 +58,7 @@ struct Cli {
     /// Hosts failed in one tick; capped so that at least one Node stays up.
     #[arg(long, default_value_t = 500)]
     mass_failures: usize,
-    /// Masakari's answer delay during the mass failure, in milliseconds.
+    /// Delay of Masakari's responses during the mass failure, in milliseconds.
     #[arg(long, default_value_t = 50)]
     masakari_latency_ms: u64,
     /// Interval between BOOKMARK events on the fake API server's watches, in seconds.
@@ -75,7 +75,7 @@ struct Cli {
     binary: Option<PathBuf>,
 }
 
-/// Why the benchmark stopped.
+/// Errors that stop the benchmark.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error("monitor binary {0} not found; build it with `cargo build --release` or pass --binary")]
@@ -241,7 +241,7 @@ fn run_settings(cli: &Cli, nodes: usize) -> RunSettings {
     }
 }
 
-/// The `masakari-hostmonitor` binary in this program's directory (`target/release` under
+/// Returns the `masakari-hostmonitor` binary in this program's directory (`target/release` under
 /// `cargo run --release`).
 fn sibling_binary() -> Result<PathBuf, BenchError> {
     let exe = std::env::current_exe().map_err(BenchError::CurrentExe)?;
@@ -283,7 +283,7 @@ fn print_report(cli: &Cli, report: &Report) {
     }
 }
 
-/// The error and its chain of causes, one per line.
+/// Renders the error and its chain of causes, one per line.
 fn render_error(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

@@ -145,7 +145,7 @@ impl MonitorProcess {
         }
     }
 
-    /// The last lines of the process's standard error and standard output.
+    /// Returns the last lines of the process's standard error and standard output.
     fn output_tail(&self) -> String {
         let mut text = String::new();
         for name in ["monitor.stderr", "monitor.log"] {
@@ -219,7 +219,7 @@ impl MonitorProcess {
         Ok(MetricsSample::parse(&text))
     }
 
-    /// Every JSON line of the log so far; lines that are not JSON are skipped.
+    /// Reads every JSON line of the log so far and skips lines that are not JSON.
     pub fn log_lines(&self) -> Result<Vec<LogLine>, BenchError> {
         let text = std::fs::read_to_string(&self.log_path)
             .map_err(|source| BenchError::io(&self.log_path, source))?;
@@ -236,8 +236,8 @@ impl Drop for MonitorProcess {
 }
 
 impl MetricsSample {
-    /// Parses the Prometheus or OpenMetrics text format; comments and malformed lines are
-    /// skipped.
+    /// Parses the Prometheus or OpenMetrics text format and skips comments and malformed
+    /// lines.
     pub fn parse(text: &str) -> MetricsSample {
         let values = text
             .lines()
@@ -250,7 +250,7 @@ impl MetricsSample {
         MetricsSample { values }
     }
 
-    /// The sample with this exact name (labels included), or 0 when absent.
+    /// Returns the sample with this exact name (labels included), or 0 when it is absent.
     pub fn value(&self, name: &str) -> f64 {
         self.values.get(name).copied().unwrap_or(0.0)
     }

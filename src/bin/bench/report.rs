@@ -68,7 +68,7 @@ pub struct SavedReport {
     pub runs: Vec<RunFigures>,
 }
 
-/// How a row takes its values from one run's figures. Most give one value per run; the
+/// Extractor of a row's values from one run's figures. Most give one value per run, but the
 /// detection latencies give one per host.
 type Extract = fn(&RunFigures, &Rates) -> Vec<f64>;
 
@@ -93,7 +93,7 @@ impl Spread {
         }
         sorted.sort_by(f64::total_cmp);
         let middle = sorted.len() / 2;
-        let median = if sorted.len() % 2 == 0 {
+        let median = if sorted.len().is_multiple_of(2) {
             (sorted[middle - 1] + sorted[middle]) / 2.0
         } else {
             sorted[middle]
@@ -201,7 +201,7 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Extract)> {
             vec![r.memory_steady.hwm_mib]
         }),
         (
-            "steady: CPU per tick (/proc/<pid>/stat)",
+            "steady: CPU per tick (/proc/PID/stat)",
             "ms",
             "<= 10 at 10,000",
             |r, _| vec![r.steady.cpu_per_tick_ms],
@@ -284,12 +284,9 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Extract)> {
         ("churn: list requests in window", "requests", "0", |r, _| {
             vec![r.churn.list_requests as f64]
         }),
-        (
-            "churn: CPU per tick (/proc/<pid>/stat)",
-            "ms",
-            "",
-            |r, _| vec![r.churn.cpu_per_tick_ms],
-        ),
+        ("churn: CPU per tick (/proc/PID/stat)", "ms", "", |r, _| {
+            vec![r.churn.cpu_per_tick_ms]
+        }),
         ("churn: CPU per tick (CPU-time clock)", "ms", "", |r, _| {
             vec![r.churn.cpu_clock_per_tick_ms]
         }),

@@ -15,7 +15,7 @@ use crate::BenchError;
 use crate::fleet;
 use crate::process::{Endpoints, LogLine, Memory, MetricsSample, MonitorProcess, MonitorSettings};
 
-/// What one run does.
+/// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     /// `[host] monitoring_interval`, seconds.
@@ -28,11 +28,11 @@ pub struct RunSettings {
     pub detections: usize,
     /// Hosts failed in one tick for the mass-failure measurement.
     pub mass_failures: usize,
-    /// Masakari's answer delay during the mass failure.
+    /// Delay of Masakari's responses during the mass failure.
     pub masakari_latency: Duration,
     /// Interval between BOOKMARK events on the fake API server's watches.
     pub bookmark_interval: Duration,
-    /// Longest wait for the monitor to list every Node and tick.
+    /// Maximum wait for the monitor to list every Node and tick.
     pub startup_timeout: Duration,
 }
 
@@ -109,9 +109,9 @@ pub struct MassFailure {
     pub accepted: usize,
     /// Distinct `generated_time` values among them: 1 when every host failed in the same tick.
     pub ticks_spanned: usize,
-    /// From the first `Host failed` log line to Masakari's answer to the last notification.
+    /// From the first `Host failed` log line to Masakari's response to the last notification.
     pub seconds_after_log: f64,
-    /// From the failing tick's start (`generated_time`) to the last answer.
+    /// From the failing tick's start (`generated_time`) to the last response.
     pub seconds_after_tick_start: f64,
 }
 
@@ -327,8 +327,8 @@ impl Bench<'_> {
         Ok(detection)
     }
 
-    /// Fails `mass_failures` hosts right after one tick, with Masakari answering after
-    /// `masakari_latency`, and waits until every notification is answered.
+    /// Fails `mass_failures` hosts right after one tick, with Masakari responding after
+    /// `masakari_latency`, and waits until Masakari has responded to every notification.
     async fn mass_failure(&mut self) -> Result<MassFailure, BenchError> {
         let first = self.settings.detections;
         let count = self.settings.mass_failures;
@@ -433,7 +433,7 @@ impl Bench<'_> {
         }
     }
 
-    /// Waits until Masakari has answered a notification for each of `hosts`.
+    /// Waits until Masakari has responded to a notification for each of `hosts`.
     async fn wait_received(&mut self, hosts: &[String]) -> Result<(), BenchError> {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(self.settings.interval_secs * 3 + 60);
@@ -460,7 +460,7 @@ impl ClockAnchor {
         }
     }
 
-    /// The wall-clock time of `instant`, measured from this anchor on the monotonic clock.
+    /// Converts `instant` to wall-clock time, measured from this anchor on the monotonic clock.
     fn wall_time(&self, instant: tokio::time::Instant) -> Timestamp {
         let offset = if instant >= self.instant {
             SignedDuration::try_from(instant - self.instant).unwrap_or(SignedDuration::MAX)
