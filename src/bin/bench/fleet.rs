@@ -32,7 +32,7 @@ pub fn build(count: usize, node_bytes: usize) -> Vec<Value> {
 }
 
 /// Returns the image count that brings one Node to about `node_bytes` bytes.
-fn images_for(node_bytes: usize) -> usize {
+pub fn images_for(node_bytes: usize) -> usize {
     let size = |images: usize| {
         let node = NodeFixture::ready(&node_name(0))
             .label(COMPUTE_LABEL.0, COMPUTE_LABEL.1)

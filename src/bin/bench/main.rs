@@ -161,6 +161,11 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
     }
     eprintln!("bench: measuring {}", binary.display());
 
+    eprintln!(
+        "bench: Nodes padded to {} bytes with {} images each",
+        cli.node_bytes,
+        fleet::images_for(cli.node_bytes)
+    );
     let mut fleets = Vec::new();
     for &size in &cli.nodes {
         fleets.push(fleet::build(size, cli.node_bytes));
