@@ -160,6 +160,7 @@ async fn run(cli: Cli) -> Result<(), BenchError> {
         return Err(BenchError::BinaryNotFound(binary));
     }
     eprintln!("bench: measuring {}", binary.display());
+    warn_if_debug_build();
 
     eprintln!(
         "bench: Nodes padded to {} bytes with {} images each",
@@ -243,6 +244,17 @@ fn run_settings(cli: &Cli, nodes: usize) -> RunSettings {
         masakari_latency: Duration::from_millis(cli.masakari_latency_ms),
         bookmark_interval: Duration::from_secs(cli.bookmark_interval.max(1)),
         startup_timeout: Duration::from_secs(180),
+    }
+}
+
+/// Warns when the bench, and so probably the monitor next to it, is a debug build. Cargo does
+/// not relink an unchanged binary, so file times cannot tell whether the monitor is current.
+fn warn_if_debug_build() {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "bench: warning: this bench is a debug build, and so is probably the monitor next \
+             to it; use `cargo build --release` and `cargo run --release --bin bench`"
+        );
     }
 }
 
