@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::monitor::{self, LoopContext, Monitor, TickHook, TickReport, WallClock};
 use crate::node_source::{self, NodeCache, SourceError, WatchOptions};
 use crate::shutdown::{Shutdown, ShutdownError, Signal};
+use crate::telemetry::error_chain;
 
 /// Options of the `run` command line that are not configuration options.
 #[derive(Debug, Clone, Default)]
@@ -261,7 +262,7 @@ async fn first_token(
                 return;
             }
             Err(error) => error!(
-                error = %error,
+                error = %error_chain(&error),
                 retry_in_secs = retry_interval.as_secs(),
                 "Keystone authentication failed"
             ),

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::LeaderElectionSection;
 use crate::metrics::Metrics;
+use crate::telemetry::error_chain;
 
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -183,8 +184,7 @@ impl LeaderElector {
             Err(error) => {
                 warn!(
                     identity = %self.settings.identity,
-                    error = %error,
-                    cause = %error_cause(&error),
+                    error = %error_chain(&error),
                     "Lease acquire or renew failed"
                 );
                 self.step_down_if_expired();
@@ -388,11 +388,4 @@ impl LeaderElector {
 
 fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409)
-}
-
-fn error_cause(error: &LeaderError) -> String {
-    match error {
-        LeaderError::LeaseRequestFailed(source) => source.to_string(),
-        LeaderError::LeaseRequestTimedOut => "no response within the renew deadline".to_owned(),
-    }
 }

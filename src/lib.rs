@@ -24,6 +24,7 @@ pub mod delivery;
 pub mod detector;
 pub mod fake;
 pub mod keystone;
+pub mod label_selector;
 pub mod leader;
 pub mod masakari;
 pub mod metrics;

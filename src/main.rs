@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use masakari_hostmonitor::cli::{Command, Invocation};
 use masakari_hostmonitor::config::{self, Loaded, render_effective};
 use masakari_hostmonitor::daemon::{self, RunOptions};
-use masakari_hostmonitor::telemetry;
+use masakari_hostmonitor::telemetry::{self, error_chain};
 
 /// Exit code for an invalid configuration or command line.
 const EXIT_CONFIG: u8 = 2;
@@ -87,16 +87,4 @@ fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
         }
     }
-}
-
-/// Renders an error and its sources on one line: `outer: inner: root`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

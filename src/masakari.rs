@@ -15,6 +15,7 @@ use crate::config::ApiSection;
 use crate::delivery::{Notification, Notifier, Outcome};
 use crate::keystone::{AuthSession, KeystoneClient, KeystoneError, build_http_client};
 use crate::metrics::Metrics;
+use crate::telemetry::error_chain;
 
 /// Longest Masakari error message kept in an outcome; longer ones are cut.
 const MAX_MESSAGE_CHARS: usize = 500;
@@ -262,18 +263,6 @@ fn error_message(body: &str) -> String {
     });
     let message = message.unwrap_or_else(|| body.trim().to_owned());
     message.chars().take(MAX_MESSAGE_CHARS).collect()
-}
-
-/// Renders an error and its sources on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

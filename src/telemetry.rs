@@ -165,6 +165,18 @@ fn open_log_file(path: &Path) -> Result<File, TelemetryError> {
         })
 }
 
+/// Renders an error and its sources on one line: `outer: inner: root`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::label_selector;
 use super::model::*;
 use super::reader::Reader;
+use crate::label_selector;
 
 /// Reads every section. Errors collect in `reader.errors`.
 pub fn build(reader: &mut Reader<'_>) -> Config {

@@ -17,7 +17,7 @@ mod document;
 mod effective;
 mod error;
 mod ini;
-pub mod label_selector;
+
 mod model;
 mod options;
 mod reader;

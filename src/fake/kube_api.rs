@@ -7,7 +7,6 @@ mod fixture;
 mod leases;
 mod listener;
 mod nodes;
-mod selector;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -26,7 +25,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use fixture::NodeFixture;
-pub use selector::{LabelSelector, SelectorError};
 
 /// Settings of the fake server.
 #[derive(Debug, Clone)]

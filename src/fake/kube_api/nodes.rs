@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::selector::LabelSelector;
 use super::{EventType, NodeEvent, Shared, StoredNode, WatchControl, status_body, status_response};
+use crate::label_selector::LabelSelector;
 
 type Params = HashMap<String, String>;
 
@@ -39,7 +39,7 @@ pub(super) async fn list_or_watch(
             return status_response(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
-                error.to_string(),
+                format!("unable to parse requirement: {error}"),
                 None,
             );
         }
