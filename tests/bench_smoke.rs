@@ -63,4 +63,22 @@ fn bench_runs_at_tiny_size() {
             row["figure"]
         );
     }
+
+    let reprinted = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .arg("--report")
+        .arg(&output)
+        .arg("--markdown")
+        .output()
+        .unwrap();
+    assert!(reprinted.status.success());
+    let markdown = String::from_utf8_lossy(&reprinted.stdout);
+    assert!(
+        markdown.contains("| figure | unit | 20 nodes | target |"),
+        "{markdown}"
+    );
+    let table_lines = markdown
+        .lines()
+        .filter(|line| line.starts_with('|'))
+        .count();
+    assert_eq!(table_lines, rows.len() + 2);
 }
