@@ -8,7 +8,8 @@ Commands:
   free-port                       print a port that is free on 127.0.0.1
   wait-http URL SECONDS PID       wait until URL responds (status < 500) while PID lives
   keystone                        create project, user, services, endpoints, app credential
-  endpoints                       point the masakari and nova endpoints at the current ports
+  endpoints                       point the identity, masakari and nova endpoints at the current
+                                  ports
   masakari                        create the failover segment and register its hosts
   backup SRC DST                  copy an SQLite database consistently
   consumers RABBITMQCTL QUEUE     print the consumer count of QUEUE (0 when absent)
@@ -190,7 +191,13 @@ def endpoints():
     s = session()
     token, _ = admin_token(s, url)
     s.headers["X-Auth-Token"] = token
-    wanted = {"instance-ha": env("E2E_MASAKARI_ENDPOINT"), "compute": env("E2E_NOVA_ENDPOINT")}
+    # keystonemiddleware in masakari-api validates tokens at the catalog's identity endpoint,
+    # not at its configured auth_url, so the identity endpoints must follow the port too.
+    wanted = {
+        "identity": f"{url}/v3",
+        "instance-ha": env("E2E_MASAKARI_ENDPOINT"),
+        "compute": env("E2E_NOVA_ENDPOINT"),
+    }
     services = check(s.get(f"{url}/v3/services", timeout=TIMEOUT_SECONDS), "service list")["services"]
     types = {svc["id"]: svc["type"] for svc in services}
     listed = check(s.get(f"{url}/v3/endpoints", timeout=TIMEOUT_SECONDS), "endpoint list")["endpoints"]

@@ -9,6 +9,8 @@
 #   stop               stop every process this script started, by PID
 #   status             show the state file and which recorded processes are alive
 #   restart-masakari   stop and start masakari-api only, keeping its database
+#   stop-masakari      stop masakari-api only; the other services keep running
+#   start-masakari     start masakari-api again after stop-masakari (same as restart-masakari)
 #   restart-keystone   stop and start Keystone only (picks up E2E_TOKEN_EXPIRATION)
 #   set-maintenance true|false HOST...
 #                      set on_maintenance of hosts in masakari's database directly
@@ -28,7 +30,7 @@
 #   E2E_RABBIT_PORT, E2E_RABBIT_DIST_PORT, E2E_EPMD_PORT
 #                               RabbitMQ ports (default: any free port)
 #   E2E_HOSTS                   comma-separated host names registered in the segment
-#                               (default compute-0,...,compute-11)
+#                               (default compute-0,...,compute-31)
 #   E2E_SEGMENT_NAME            failover segment name (default segment-1)
 #   E2E_TOKEN_EXPIRATION        Keystone token lifetime in seconds (default 3600)
 #   E2E_NOTIFICATION_DELAY_MAX  masakari-api random delay before storing a notification,
@@ -46,7 +48,7 @@ E2E_VENV=${E2E_VENV:-$E2E_HOME/venv}
 STATE_FILE=$E2E_HOME/stack.env
 SNAPSHOT_DIR=${E2E_SNAPSHOT_DIR:-$E2E_HOME/snapshot}
 LOG_DIR=$E2E_HOME/logs
-E2E_HOSTS=${E2E_HOSTS:-$(seq -s, -f 'compute-%g' 0 11)}
+E2E_HOSTS=${E2E_HOSTS:-$(seq -s, -f 'compute-%g' 0 31)}
 E2E_SEGMENT_NAME=${E2E_SEGMENT_NAME:-segment-1}
 # The restart commands keep the running value unless the caller sets one.
 TOKEN_EXPIRATION_REQUESTED=${E2E_TOKEN_EXPIRATION:-}
@@ -598,6 +600,13 @@ cmd_restart_masakari() {
     log "masakari-api restarted in $(elapsed "$started") s"
 }
 
+cmd_stop_masakari() {
+    require_venv
+    load_running_stack
+    terminate masakari-api "${S_MASAKARI_PID:-}"
+    log "masakari-api stopped"
+}
+
 cmd_restart_keystone() {
     local started
     started=$(now)
@@ -741,12 +750,13 @@ main() {
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    restart-masakari) cmd_restart_masakari ;;
+    restart-masakari | start-masakari) cmd_restart_masakari ;;
+    stop-masakari) cmd_stop_masakari ;;
     restart-keystone) cmd_restart_keystone ;;
     set-maintenance) shift && cmd_set_maintenance "$@" ;;
     start-engine) cmd_start_engine ;;
     *)
-        echo "usage: e2e/stack.sh install|start|stop|status|restart-masakari|restart-keystone|set-maintenance|start-engine" >&2
+        echo "usage: e2e/stack.sh install|start|stop|status|restart-masakari|stop-masakari|start-masakari|restart-keystone|set-maintenance|start-engine" >&2
         exit 2
         ;;
     esac

@@ -1,9 +1,10 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use masakari_hostmonitor::cli::{Command, Invocation};
+use masakari_hostmonitor::cli::{Command, Invocation, OutputFormat};
 use masakari_hostmonitor::config::{self, Loaded, render_effective};
 use masakari_hostmonitor::daemon::{self, RunOptions};
+use masakari_hostmonitor::simulate;
 use masakari_hostmonitor::telemetry::{self, error_chain};
 
 /// Exit code for an invalid configuration or command line.
@@ -16,10 +17,12 @@ fn main() -> ExitCode {
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
         .collect();
     match invocation.cli.command {
-        Some(Command::Simulate { .. }) => {
-            eprintln!("masakari-hostmonitor: simulate is not implemented yet");
-            ExitCode::from(1)
-        }
+        Some(Command::Simulate {
+            scenario,
+            real_time,
+            output,
+            ..
+        }) => simulate(&invocation.sources, scenario.as_deref(), real_time, output),
         Some(Command::CheckConfig { .. }) => match load(&invocation.sources, &env) {
             Ok(loaded) => check_config(&loaded),
             Err(code) => code,
@@ -87,4 +90,24 @@ fn run(loaded: Loaded, dry_run: bool) -> ExitCode {
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
         }
     }
+}
+
+/// Runs `simulate`, which takes its configuration from the scenario's `[config]` table.
+fn simulate(
+    sources: &config::Sources,
+    scenario: Option<&str>,
+    real_time: bool,
+    output: OutputFormat,
+) -> ExitCode {
+    if !sources.args.is_empty() {
+        eprintln!(
+            "masakari-hostmonitor: simulate reads its configuration from the scenario's [config] table; remove --config-file and --config-dir"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let output = match output {
+        OutputFormat::Text => simulate::command::Output::Text,
+        OutputFormat::Json => simulate::command::Output::Json,
+    };
+    simulate::command::run(scenario, simulate::Options { real_time }, output)
 }

@@ -606,3 +606,47 @@ async fn dry_run_logs_and_sends_nothing() {
     assert!(line.contains("compute-a"));
     assert!(line.contains("STOPPED"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn final_outcomes_log_masakari_message_apart() {
+    let logs = captured_logs();
+    let fake = FakeNotifier::new(Duration::ZERO, |n, _, _| match n.host.as_str() {
+        "compute-logged-known" => Outcome::AlreadyKnown {
+            message: "Host compute-logged-known is on maintenance".into(),
+        },
+        _ => Outcome::Rejected {
+            message: "Host with name compute-logged-unknown could not be found.".into(),
+        },
+    });
+    let queue = Harness::start(fake, settings());
+
+    queue.handle.submit(notification("compute-logged-known"));
+    queue.handle.submit(notification("compute-logged-unknown"));
+    sleep(Duration::from_secs(1)).await;
+
+    // A field named `message` would replace the event's own message in JSON output.
+    let text = logs.text();
+    let known = text
+        .lines()
+        .find(|line| {
+            line.contains("Notification already known to Masakari")
+                && line.contains("compute-logged-known")
+        })
+        .expect("already-known line missing");
+    assert!(
+        known.contains("masakari_message=Host compute-logged-known is on maintenance"),
+        "{known}"
+    );
+    let rejected = text
+        .lines()
+        .find(|line| {
+            line.contains("Notification rejected by Masakari")
+                && line.contains("compute-logged-unknown")
+        })
+        .expect("rejected line missing");
+    assert!(
+        rejected
+            .contains("masakari_message=Host with name compute-logged-unknown could not be found."),
+        "{rejected}"
+    );
+}

@@ -103,3 +103,39 @@ async fn catalog_lists_instance_ha() {
         .collect();
     assert_eq!(public_urls, [stack.masakari_endpoint.as_str()]);
 }
+
+#[tokio::test]
+async fn catalog_identity_is_this_keystone() {
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
+
+    // masakari-api validates tokens at the catalog's identity endpoint, so after a warm
+    // start on other ports it must name this Keystone, not the snapshot's.
+    let token = stack.token().await;
+    let response = stack
+        .client()
+        .get(format!("{}/auth/catalog", stack.auth_url))
+        .header("X-Auth-Token", token)
+        .send()
+        .await
+        .expect("catalog request is sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    let catalog: serde_json::Value = response.json().await.expect("catalog is JSON");
+    let urls: Vec<&str> = catalog["catalog"]
+        .as_array()
+        .expect("catalog array")
+        .iter()
+        .filter(|service| service["type"] == "identity")
+        .flat_map(|service| service["endpoints"].as_array().into_iter().flatten())
+        .filter_map(|endpoint| endpoint["url"].as_str())
+        .collect();
+    assert_eq!(urls.len(), 3, "identity endpoints: {urls:?}");
+    for url in urls {
+        assert_eq!(
+            url.trim_end_matches('/'),
+            stack.auth_url,
+            "identity endpoint"
+        );
+    }
+}

@@ -100,14 +100,14 @@ fn next_step(
                 host,
                 outcome = "delivered",
                 attempt,
-                message = %message,
+                masakari_message = %message,
                 "Notification delivered by an earlier attempt"
             );
             delivered(shared, delivery);
             None
         }
         Outcome::AlreadyKnown { message } => {
-            info!(host, outcome = "already_known", attempt, message = %message, "Notification already known to Masakari");
+            info!(host, outcome = "already_known", attempt, masakari_message = %message, "Notification already known to Masakari");
             shared.metrics.count_notification("already_known");
             None
         }
@@ -116,7 +116,7 @@ fn next_step(
                 host,
                 outcome = "rejected",
                 attempt,
-                message = %message,
+                masakari_message = %message,
                 hint = "check that the host belongs to a failover segment under this name, \
                         and the [kubernetes] host_name_* options",
                 "Notification rejected by Masakari"

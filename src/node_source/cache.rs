@@ -296,7 +296,7 @@ impl WatchTask {
                     return WatchEnd::Relist;
                 }
                 Ok(WatchEvent::Error(status)) => {
-                    warn!(code = status.code, reason = %status.reason, message = %status.message, "Node watch returned an error");
+                    warn!(code = status.code, reason = %status.reason, status_message = %status.message, "Node watch returned an error");
                     return WatchEnd::Failed(rv);
                 }
                 Err(kube::Error::SerdeError(error)) => {

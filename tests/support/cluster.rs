@@ -60,14 +60,18 @@ impl Cluster {
 
     /// Writes a kubeconfig for the fake API server and returns its path.
     pub fn write_kubeconfig(&self, dir: &Path) -> std::path::PathBuf {
-        let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\nusers:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n",
-            self.kube.addr()
-        );
-        std::fs::write(&path, text).expect("kubeconfig written");
-        path
+        write_kubeconfig(self.kube.addr(), dir)
     }
+}
+
+/// Writes `dir/kubeconfig` for a plain-HTTP API server at `server` and returns its path.
+pub fn write_kubeconfig(server: SocketAddr, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{server}\nusers:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, text).expect("kubeconfig written");
+    path
 }
 
 /// A loopback address with a port that was free a moment ago.

@@ -264,6 +264,25 @@ impl Stack {
         self.list_notifications(host, Some(since)).await
     }
 
+    /// Polls the notifications for `host` generated at or after `since` until there are at
+    /// least `count` or `timeout` passes, and returns the last list seen.
+    pub async fn wait_for_notifications(
+        &self,
+        host: &str,
+        since: Timestamp,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let notifications = self.notifications_since(host, since).await;
+            if notifications.len() >= count || std::time::Instant::now() >= deadline {
+                return notifications;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     async fn list_notifications(&self, host: &str, since: Option<Timestamp>) -> Vec<Value> {
         let uuids = self.host_uuids().await;
         let uuid = uuids
@@ -401,6 +420,27 @@ impl Stack {
             .expect("restart-masakari");
     }
 
+    /// Stops masakari-api, keeping its database; [`Stack::start_masakari`] brings it back.
+    /// The returned guard starts it again when dropped, so a failing test does not leave
+    /// the stack without masakari-api.
+    pub async fn stop_masakari(&self) -> MasakariStopped {
+        self.run_script("stop-masakari", &[], &[])
+            .await
+            .expect("stop-masakari");
+        MasakariStopped {
+            env: self.script_env(&[]),
+            running: false,
+        }
+    }
+
+    /// Starts masakari-api after [`Stack::stop_masakari`], with the same configuration.
+    pub async fn start_masakari(&self, stopped: &mut MasakariStopped) {
+        self.run_script("start-masakari", &[], &[])
+            .await
+            .expect("start-masakari");
+        stopped.running = true;
+    }
+
     /// Restarts masakari-api with another `notification_delay_max` (seconds). The value
     /// stays in force for later tests until changed again.
     pub async fn restart_masakari_with_delay_max(&self, seconds: u64) {
@@ -440,17 +480,9 @@ impl Stack {
         args: &[String],
         env: &[(&str, &str)],
     ) -> Result<(), (Option<i32>, String)> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/stack.sh");
         let mut process = tokio::process::Command::new("bash");
-        process.arg(script).arg(command).args(args);
-        for key in ["E2E_HOME", "E2E_VENV"] {
-            if let Some(value) = self.value(key) {
-                process.env(key, value);
-            }
-        }
-        for (key, value) in env {
-            process.env(key, value);
-        }
+        process.arg(stack_script()).arg(command).args(args);
+        process.envs(self.script_env(env));
         let output = process.output().await.expect("e2e/stack.sh runs");
         if output.status.success() {
             Ok(())
@@ -458,6 +490,16 @@ impl Stack {
             let text = String::from_utf8_lossy(&output.stderr).into_owned();
             Err((output.status.code(), text))
         }
+    }
+
+    /// Environment for `e2e/stack.sh`: this stack's `E2E_HOME` and `E2E_VENV`, then `env`.
+    fn script_env(&self, env: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = ["E2E_HOME", "E2E_VENV"]
+            .into_iter()
+            .filter_map(|key| Some((key.to_owned(), self.value(key)?.to_owned())))
+            .collect();
+        pairs.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        pairs
     }
 
     async fn get_json(&self, url: &str, query: &[(&str, String)]) -> Value {
@@ -475,6 +517,33 @@ impl Stack {
         serde_json::from_str(&body)
             .unwrap_or_else(|error| panic!("GET {url} returned invalid JSON: {error}"))
     }
+}
+
+/// masakari-api stopped by [`Stack::stop_masakari`]. Dropped before
+/// [`Stack::start_masakari`] ran, it starts masakari-api again, blocking.
+pub struct MasakariStopped {
+    env: Vec<(String, String)>,
+    running: bool,
+}
+
+impl Drop for MasakariStopped {
+    fn drop(&mut self) {
+        if self.running {
+            return;
+        }
+        let status = std::process::Command::new("bash")
+            .arg(stack_script())
+            .arg("start-masakari")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .status();
+        if !matches!(status, Ok(status) if status.success()) {
+            eprintln!("e2e/stack.sh start-masakari failed ({status:?}); restart the stack");
+        }
+    }
+}
+
+fn stack_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/stack.sh")
 }
 
 /// Parses `KEY=VALUE` lines; blank lines, comments and lines without `=` are skipped, and

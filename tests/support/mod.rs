@@ -5,3 +5,4 @@
 
 pub mod cluster;
 pub mod e2e_stack;
+pub mod monitor;
