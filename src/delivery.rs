@@ -290,7 +290,16 @@ impl Queue {
                 "Waiting for pending notifications"
             );
         }
-        let deadline = Instant::now() + self.shared.settings.shutdown_timeout;
+        // Without the send permit nothing pending can be sent: a standby never sends, and the
+        // breaker no longer changes once ticking has stopped. Waiting would only delay the exit.
+        let permit = &self.shared.permit;
+        let may_send = *permit.leader.borrow() && *permit.breaker_closed.borrow();
+        let wait = if may_send {
+            self.shared.settings.shutdown_timeout
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
                 Ok(Some(finished)) => self.finished(finished),

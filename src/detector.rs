@@ -80,6 +80,17 @@ impl HostTrack {
         }
     }
 
+    /// A track for a Node re-created under the name of a failed host: it keeps the failure, so
+    /// that its first `Up` reading cancels the pending notification and `Down` ones do not
+    /// notify again.
+    pub fn replacing(uid: &str, samples: usize, previous: &HostTrack) -> Self {
+        let mut track = HostTrack::new(uid, samples);
+        if let Phase::Failed { generated_time } = previous.phase {
+            track.phase = Phase::Failed { generated_time };
+        }
+        track
+    }
+
     pub fn uid(&self) -> &str {
         &self.uid
     }

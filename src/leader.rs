@@ -169,6 +169,9 @@ impl LeaderElector {
 
     /// Runs one acquire-or-renew attempt and updates the published leadership.
     pub async fn attempt_once(&mut self) {
+        // The renewal can take effect on the server as soon as the request leaves: count the
+        // renew deadline from here, not from the response.
+        let started = Instant::now();
         let budget = self.attempt_budget();
         let result = match tokio::time::timeout(budget, self.try_acquire_or_renew()).await {
             Ok(result) => result,
@@ -176,7 +179,7 @@ impl LeaderElector {
         };
         match result {
             Ok(Attempt::Holding) => {
-                self.last_renewal = Some(Instant::now());
+                self.last_renewal = Some(started);
                 self.set_leader(true);
             }
             Ok(Attempt::HeldBy(_)) => self.set_leader(false),
@@ -241,7 +244,6 @@ impl LeaderElector {
     }
 
     async fn try_acquire_or_renew(&mut self) -> Result<Attempt, LeaderError> {
-        let now = Instant::now();
         let wall = Timestamp::now();
         let name = self.settings.lease_name.clone();
         let existing = self
@@ -249,6 +251,8 @@ impl LeaderElector {
             .get_opt(&name)
             .await
             .map_err(LeaderError::LeaseRequestFailed)?;
+        // A candidate judges expiry from when it saw the record: after the GET, never before.
+        let now = Instant::now();
 
         let Some(mut lease) = existing else {
             let lease = self.new_lease(wall);

@@ -205,6 +205,16 @@ fn classify(reply: Reply) -> Outcome {
         } => Outcome::Delivered {
             notification_uuid: notification_uuid(&body),
         },
+        Reply::Status {
+            status: status @ 300..=399,
+            body,
+        } => Outcome::ConfigError {
+            reason: format!(
+                "Masakari endpoint answered {status} (redirect, not followed): {}; set the \
+                 catalog endpoint or [api] endpoint_override to the final URL",
+                error_message(&body)
+            ),
+        },
         Reply::Status { status: 409, body } => Outcome::AlreadyKnown {
             message: error_message(&body),
         },

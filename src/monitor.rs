@@ -172,7 +172,15 @@ impl Monitor {
             .collect();
         gone.sort();
         for host in &gone {
-            self.tracks.remove(host);
+            let Some(old) = self.tracks.remove(host) else {
+                continue;
+            };
+            if let Some(uid) = present.get(host.as_str()) {
+                self.tracks.insert(
+                    host.clone(),
+                    HostTrack::replacing(uid, self.settings.samples, &old),
+                );
+            }
         }
         gone.into_iter()
             .filter(|host| !present.contains_key(host.as_str()))

@@ -138,13 +138,6 @@ fn run_without_auth_url_needs_dry_run() {
 }
 
 #[test]
-fn simulate_is_reserved() {
-    let output = run(&["simulate"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("not implemented yet"));
-}
-
-#[test]
 fn help_and_version() {
     let output = run(&["--help"]);
     assert_eq!(output.status.code(), Some(0));

@@ -581,10 +581,12 @@ async fn shutdown_gives_up_after_timeout() {
     let text = logs.text();
     let line = text
         .lines()
-        .find(|line| line.contains("Notifications not delivered before shutdown"))
-        .expect("shutdown warning missing");
+        .find(|line| {
+            line.contains("Notifications not delivered before shutdown")
+                && line.contains("compute-a,compute-b")
+        })
+        .expect("shutdown warning naming both hosts missing");
     assert!(line.contains("WARN"));
-    assert!(line.contains("compute-a,compute-b"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -649,4 +651,37 @@ async fn final_outcomes_log_masakari_message_apart() {
             .contains("masakari_message=Host with name compute-logged-unknown could not be found."),
         "{rejected}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn standby_shutdown_does_not_wait() {
+    let fake = FakeNotifier::new(Duration::ZERO, |_, _, _| delivered());
+    let mut queue = Harness::start(fake.clone(), settings());
+    queue.leader.send_replace(false);
+
+    queue.handle.submit(notification("compute-standby"));
+    sleep(Duration::from_secs(1)).await;
+    let start = Instant::now();
+    queue.shutdown.cancel();
+    (&mut queue.task).await.unwrap();
+
+    assert_eq!(start.elapsed(), Duration::ZERO, "nothing could be sent");
+    assert!(fake.calls().is_empty());
+    assert_eq!(queue.count("abandoned"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_breaker_shutdown_does_not_wait() {
+    let fake = FakeNotifier::new(Duration::ZERO, |_, _, _| delivered());
+    let mut queue = Harness::start(fake.clone(), settings());
+    queue.breaker.send_replace(false);
+
+    queue.handle.submit(notification("compute-held"));
+    sleep(Duration::from_secs(1)).await;
+    let start = Instant::now();
+    queue.shutdown.cancel();
+    (&mut queue.task).await.unwrap();
+
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(fake.calls().is_empty());
 }

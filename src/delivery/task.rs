@@ -60,7 +60,22 @@ pub(super) async fn deliver(shared: &Shared, delivery: Delivery) {
 
         attempts.count += 1;
         let started = Instant::now();
-        let outcome = shared.notifier.send(&delivery.notification).await;
+        // Leadership can be lost while the attempt waits for a token or a connection: stop
+        // it then, so a replica that stepped down sends nothing more.
+        let mut leader = shared.permit.leader.clone();
+        let outcome = tokio::select! {
+            outcome = shared.notifier.send(&delivery.notification) => outcome,
+            _ = async {
+                // A dropped sender keeps its last value: wait forever then.
+                if leader.wait_for(|leads| !*leads).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                warn!(host, attempt = attempts.count, "Leadership lost, notification attempt stopped");
+                drop(slot);
+                continue;
+            }
+        };
         drop(slot);
         shared
             .metrics

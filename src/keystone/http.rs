@@ -19,7 +19,9 @@ pub fn build_http_client(api: &ApiSection) -> Result<Client, KeystoneError> {
     let mut builder = Client::builder()
         .use_rustls_tls()
         .tls_built_in_native_certs(true)
-        .timeout(api.timeout);
+        .timeout(api.timeout)
+        // A followed 301/302/303 turns the POST into a GET whose 200 would read as delivered.
+        .redirect(reqwest::redirect::Policy::none());
 
     if let Some(cafile) = non_empty(tls.cafile.as_deref()) {
         let pem = read(cafile)?;

@@ -265,19 +265,29 @@ impl WatchTask {
         // counts as working again only once the stream delivers something or ends normally.
         let idle_limit = self.options.watch_timeout + Duration::from_secs(5);
         let mut stream = std::pin::pin!(stream.into_stream());
+        let mut delivered = false;
+        let mut last_seen = Instant::now();
 
         loop {
             let item = match tokio::time::timeout(idle_limit, stream.next()).await {
                 Ok(Some(item)) => item,
+                // A stream that ends without delivering anything proves nothing and is resumed
+                // after the backoff, so an API server or proxy that closes watches at once is
+                // not hammered.
+                Ok(None) if !delivered => return WatchEnd::Failed(rv),
                 Ok(None) => {
                     lock(&self.store).mark_working();
                     return WatchEnd::Resume(rv);
                 }
                 Err(_) => {
-                    debug!("Node watch idle for too long, reconnecting");
-                    return WatchEnd::Resume(rv);
+                    warn!("Node watch silent for too long, reconnecting");
+                    // Nothing arrived since `last_seen`: the cache is broken since then.
+                    lock(&self.store).mark_broken(last_seen);
+                    return WatchEnd::Failed(rv);
                 }
             };
+            delivered = true;
+            last_seen = Instant::now();
             match item {
                 Ok(WatchEvent::Added(node) | WatchEvent::Modified(node)) => {
                     self.event_seen(&node, &mut rv);

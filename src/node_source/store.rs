@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 
 use super::partial::PartialNode;
 use super::record::{NodeRecord, Projection, Shape, Unusable};
-use super::{HostSample, Snapshot};
+use super::{HostSample, Reading, Snapshot};
 
 /// Node records keyed by node name, plus the watch's health.
 #[derive(Debug)]
@@ -147,7 +147,24 @@ impl NodeStore {
             .map(|r| (r.name.as_str(), self.projection.sample(r, stale)))
             .collect();
         hosts.sort_unstable_by(|a, b| a.1.host.cmp(&b.1.host).then_with(|| a.0.cmp(b.0)));
-        hosts.dedup_by(|later, first| later.1.host == first.1.host);
+        // Of several Nodes mapped to one host, the smallest name gives the uid, and the best
+        // reading wins: one Ready Node means the host runs.
+        hosts.dedup_by(|later, first| {
+            if later.1.host != first.1.host {
+                return false;
+            }
+            let rank = |r: Reading| match r {
+                Reading::Up => 0,
+                Reading::NoData => 1,
+                Reading::Down => 2,
+            };
+            if rank(later.1.reading) < rank(first.1.reading) {
+                first.1.reading = later.1.reading;
+                first.1.ready_since = later.1.ready_since;
+                first.1.never_updated = later.1.never_updated;
+            }
+            true
+        });
         Snapshot {
             synced: self.synced,
             hosts: hosts.into_iter().map(|(_, sample)| sample).collect(),
