@@ -41,7 +41,7 @@ pub struct Hooks {
     pub on_tick: Option<TickHook>,
 }
 
-/// Why the daemon could not start or had to stop.
+/// Errors that stop the daemon from starting or running.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("signal handlers could not be installed")]
@@ -58,7 +58,7 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// The process exit code for this error: 128 + signal number after an abort, else 1.
+    /// Returns the process exit code: 128 plus the signal number after an abort, else 1.
     pub fn exit_code(&self) -> i32 {
         match self {
             DaemonError::Aborted(signal) => signal.exit_code(),

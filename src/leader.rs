@@ -195,7 +195,8 @@ impl LeaderElector {
         }
     }
 
-    /// A leader may use what is left of its renew deadline; a candidate one renew deadline.
+    /// Returns the time one attempt may take: what is left of the renew deadline for a leader,
+    /// one renew deadline for a candidate.
     fn attempt_budget(&self) -> Duration {
         match self.last_renewal {
             Some(renewed) if self.is_leader() => self

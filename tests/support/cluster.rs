@@ -29,7 +29,7 @@ impl Cluster {
         Cluster { kube, openstack }
     }
 
-    /// A configuration for these fakes: 1 s ticks, leader election and admin server off.
+    /// Builds a configuration for these fakes: 1 s ticks, leader election and admin server off.
     pub fn config(&self, samples: usize) -> Config {
         let mut config = Config::default();
         config.host.monitoring_interval = Duration::from_secs(1);
@@ -74,13 +74,14 @@ pub fn write_kubeconfig(server: SocketAddr, dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// A loopback address with a port that was free a moment ago.
+/// Returns a loopback address with a port that was free a moment ago.
 pub fn free_address() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     listener.local_addr().expect("local address")
 }
 
-/// Polls `condition` every 50 ms until it holds or `limit` passes; returns whether it held.
+/// Polls `condition` every 50 ms until it is true or `limit` passes, and returns whether it
+/// became true.
 pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
