@@ -41,7 +41,7 @@ pub enum Decision {
     },
 }
 
-/// What one tick produced.
+/// The outcome of one tick.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TickReport {
     /// False when the node source has not completed its first list: nothing was evaluated.
@@ -62,7 +62,7 @@ pub enum WallClock {
 }
 
 impl WallClock {
-    /// A wall clock that reads `wall` now and advances with tokio's clock.
+    /// Creates a wall clock that reads `wall` now and advances with tokio's clock.
     pub fn anchored(wall: Timestamp) -> Self {
         WallClock::Anchored {
             wall,
@@ -106,7 +106,7 @@ impl Monitor {
         self.breaker.is_open()
     }
 
-    /// The phase of one host, for tests and the simulator's summary.
+    /// Returns the phase of one host, for tests and the simulator's summary.
     pub fn phase(&self, host: &str) -> Option<Phase> {
         self.tracks.get(host).map(HostTrack::phase)
     }
@@ -189,12 +189,16 @@ impl Monitor {
     }
 
     fn push_readings(&mut self, snapshot: &Snapshot) {
+        let samples = self.settings.samples;
         for sample in &snapshot.hosts {
-            let samples = self.settings.samples;
-            self.tracks
-                .entry(sample.host.clone())
-                .or_insert_with(|| HostTrack::new(&sample.uid, samples))
-                .push(sample.reading);
+            // Known hosts are looked up without copying the name, which `entry` would need.
+            if let Some(track) = self.tracks.get_mut(&sample.host) {
+                track.push(sample.reading);
+                continue;
+            }
+            let mut track = HostTrack::new(&sample.uid, samples);
+            track.push(sample.reading);
+            self.tracks.insert(sample.host.clone(), track);
         }
     }
 
