@@ -677,7 +677,7 @@ rabbit_env() {
     export RABBITMQ_PID_FILE=$RUN_DIR/rabbitmq/rabbitmq.pid
     export ERL_EPMD_ADDRESS=127.0.0.1
     export ERL_EPMD_PORT=$EPMD_PORT
-    # Erlang distribution listens on every interface unless told otherwise.
+    # Erlang distribution listens on every interface unless configured otherwise.
     export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 

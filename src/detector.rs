@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use crate::node_source::{HostSample, Reading};
 use crate::window::Window;
 
-/// Where a host is in its failure episode.
+/// A host's position in its failure episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// No reading other than `NoData` yet, so the start-up rule has not been applied.
@@ -28,7 +28,7 @@ pub enum Phase {
     Held { generated_time: Timestamp },
 }
 
-/// Why a host found down when first seen is not notified.
+/// The reason a host found down when first seen is not notified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartupReason {
     /// The kubelet never posted status (`NodeStatusNeverUpdated`): the host never ran anything.
@@ -39,7 +39,7 @@ pub enum StartupReason {
     DownSinceUnknown,
 }
 
-/// What the detector decided for one host at one tick.
+/// The detector's decision for one host at one tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEvent {
     /// The host entered `Failed`; the caller sends a notification.
@@ -80,9 +80,9 @@ impl HostTrack {
         }
     }
 
-    /// A track for a Node re-created under the name of a failed host: it keeps the failure, so
-    /// that its first `Up` reading cancels the pending notification and `Down` ones do not
-    /// notify again.
+    /// Creates the track of a Node re-created under the name of a failed host. The track keeps
+    /// the failure, so its first `Up` reading cancels the pending notification and its `Down`
+    /// readings do not notify again.
     pub fn replacing(uid: &str, samples: usize, previous: &HostTrack) -> Self {
         let mut track = HostTrack::new(uid, samples);
         if let Phase::Failed { generated_time } = previous.phase {

@@ -78,7 +78,7 @@ fn recreated_node_up_cancels_pending() {
     );
 }
 
-/// A POST answered with a 302 (an http->https ingress redirect, an OpenShift route) is not
+/// A POST that receives a 302 (an http->https ingress redirect, an OpenShift route) is not
 /// followed: following it would turn the POST into a GET whose 200 reads as delivered.
 #[tokio::test]
 async fn redirect_is_not_delivered() {
@@ -139,7 +139,7 @@ async fn redirect_is_not_delivered() {
 }
 
 /// Records when the first lease PUT reached the server (the moment the renewal took effect
-/// for every other replica) and answers it late; later PUTs fail.
+/// for every other replica) and responds to it late; later PUTs fail.
 struct SlowRenewal {
     arrived: Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
     lease: serde_json::Value,
@@ -215,7 +215,7 @@ async fn leader_stops_within_lease_after_slow_renewal() {
     );
 }
 
-/// A watch that the server (or a proxy in front of it) answers with 200 and an empty body is
+/// A watch to which the server (or a proxy in front of it) responds with 200 and an empty body is
 /// retried with backoff, not in a tight loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_watch_streams_back_off() {

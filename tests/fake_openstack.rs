@@ -6,8 +6,8 @@ use masakari_hostmonitor::fake::openstack::{Endpoint, FakeOpenStack};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-/// A client without a connection pool: a pooled connection starts an idle timer, which a paused
-/// clock would jump to while a request waits for its response.
+/// Builds a client without a connection pool. A pooled connection starts an idle timer, which a
+/// paused clock would jump to while a request waits for its response.
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)

@@ -150,7 +150,7 @@ pub struct TlsConfig {
     pub insecure: bool,
 }
 
-/// Where the Masakari host name of a Node comes from.
+/// The source of a Node's Masakari host name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostNameSource {
     /// The Node name (default).

@@ -20,7 +20,7 @@ struct State {
 }
 
 impl ScriptedSource {
-    /// A synced source with no hosts.
+    /// Creates a synced source with no hosts.
     pub fn new() -> Self {
         let source = ScriptedSource::default();
         source.set_synced(true);

@@ -360,7 +360,7 @@ impl Backoff {
         self.next = self.initial;
     }
 
-    /// The next delay, with up to 25 % jitter either way, never above the maximum.
+    /// Returns the next delay, with up to 25 % jitter either way, never above the maximum.
     fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next * 2).min(self.max);

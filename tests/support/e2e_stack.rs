@@ -1,7 +1,7 @@
 //! Access to the loopback Keystone and masakari-api that `e2e/stack.sh start` runs.
 //!
 //! The stack writes its URLs, credentials and PIDs to a state file of `KEY=VALUE` lines;
-//! `MASAKARI_E2E_STACK` holds that file's path. Without it the end-to-end tests skip.
+//! `MASAKARI_E2E_STACK` contains that file's path. Without it the end-to-end tests skip.
 //!
 //! Masakari offers no way to delete notifications, and it returns 409 for a notification
 //! for the same host and payload whose `generated_time` lies within 180 s of an earlier one.
@@ -150,7 +150,7 @@ impl Stack {
         self.values.get(key).map(String::as_str)
     }
 
-    /// An HTTP client that never goes through a proxy.
+    /// Returns an HTTP client that never goes through a proxy.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }

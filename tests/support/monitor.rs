@@ -4,9 +4,9 @@
 //! pointing at the fake Kubernetes API and at the `[api]` section the test passes, starts the
 //! binary with `--config-file`, and captures its output to files there. The monitor logs one
 //! JSON object per line at DEBUG, so every delivery attempt leaves exactly one line with the
-//! fields `host`, `outcome` and `attempt` (the first failure logs at WARN, later fast retries at
-//! DEBUG, slow retries at ERROR, final outcomes at INFO or ERROR). Dropping the value kills the
-//! process.
+//! fields `host`, `outcome` and `attempt`. The first failure logs at WARN, later fast retries at
+//! DEBUG, slow retries at ERROR and final outcomes at INFO or ERROR. Dropping the value kills
+//! the process.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -42,8 +42,8 @@ impl MonitorProcess {
     /// Starts the binary against `kube` with the `[api]` section `api` (see [`password_api`]
     /// and [`application_credential_api`]) and `extra` appended to the configuration.
     ///
-    /// The base configuration ticks every second, fails a host after two `Down` readings,
-    /// retries a failed notification 3 times at 1 s and then every 5 s, disables leader
+    /// The base configuration ticks every second and fails a host after two `Down` readings.
+    /// It retries a failed notification 3 times at 1 s and then every 5 s. It disables leader
     /// election and the circuit breaker, and serves `/readyz` and `/metrics` on a free
     /// loopback port. `extra` may repeat a section: within one file the last assignment wins.
     pub fn start(kube: &FakeKubeApi, api: &str, extra: &str) -> MonitorProcess {
@@ -137,7 +137,7 @@ impl MonitorProcess {
         }
     }
 
-    /// Every JSON log line written so far; lines that are not JSON are skipped.
+    /// Returns every JSON log line written so far; lines that are not JSON are skipped.
     pub fn log_lines(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
         text.lines()
@@ -153,7 +153,7 @@ impl MonitorProcess {
             .collect()
     }
 
-    /// The delivery attempts made for `host`, one log line each, in order.
+    /// Returns the delivery attempts made for `host`, one log line each, in order.
     pub fn attempts(&self, host: &str) -> Vec<Value> {
         self.log_lines()
             .into_iter()
@@ -237,7 +237,7 @@ impl MonitorProcess {
         metric_value(&body, sample)
     }
 
-    /// The last lines of the monitor's output, for failure messages.
+    /// Returns the last lines of the monitor's output, for failure messages.
     pub fn tail(&self) -> String {
         let stdout = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
         let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
@@ -293,7 +293,7 @@ pub fn recover_node(kube: &FakeKubeApi, name: &str) {
         .expect("node marked Ready");
 }
 
-/// The `[api]` section for the `masakari` user's password with `auth_type` and `auth_url`.
+/// Builds the `[api]` section for the `masakari` user's password with `auth_type` and `auth_url`.
 pub fn password_api(stack: &Stack, auth_type: &str, auth_url: &str) -> String {
     let user = &stack.masakari_user;
     format!(
@@ -315,7 +315,7 @@ pub fn password_api(stack: &Stack, auth_type: &str, auth_url: &str) -> String {
     )
 }
 
-/// The `[api]` section for the `masakari` user's application credential (`/v3` URL).
+/// Builds the `[api]` section for the `masakari` user's application credential (`/v3` URL).
 pub fn application_credential_api(stack: &Stack) -> String {
     format!(
         "[api]\n\
